@@ -1,0 +1,140 @@
+"""The ``reasonseg`` command: ``segment`` one image, ``info`` on what is installed."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from reasonseg_ros.config import Config, load_config
+from reasonseg_ros.deps import available, require
+from reasonseg_ros.errors import ReasonsegError
+
+BACKEND_MODULES = {
+    "segmenter torch": ["torch", "torchvision", "segment_anything"],
+    "segmenter onnx": ["onnxruntime"],
+    "segmenter tensorrt": ["tensorrt"],
+    "reasoner vlm": ["transformers"],
+    "eval (replay, metrics)": ["rosbags", "pycocotools", "matplotlib"],
+    "ros node": ["rclpy"],
+}
+
+
+def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
+    """``key.sub=value`` pairs; values are read as YAML (``true``, ``3``, ``null``, text)."""
+    yaml = require("yaml", "--set")
+    overrides: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ReasonsegError(f"--set takes key=value, got {pair!r}")
+        overrides[key.strip()] = yaml.safe_load(value)
+    return overrides
+
+
+def load(args: argparse.Namespace) -> Config:
+    return load_config(args.config, parse_overrides(args.set))
+
+
+def cmd_segment(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from reasonseg_ros.engine import Engine
+    from reasonseg_ros.masks import label_image
+    from reasonseg_ros.messages.result_json import round_to_json
+    from reasonseg_ros.overlay import draw_overlay
+    from reasonseg_ros.types import Frame, Instruction
+
+    image_module = require("PIL.Image", "reading and writing images")
+    config = load(args)
+    try:
+        with image_module.open(args.image) as picture:
+            image = np.asarray(picture.convert("RGB"))
+    except OSError as exc:
+        raise ReasonsegError(f"cannot read image {args.image}: {exc}") from exc
+    instruction = Path(args.instruction[1:]).read_text() if args.instruction.startswith("@") else args.instruction
+
+    engine = Engine.from_config(config)
+    engine.submit_frame(Frame(image, 0, Path(args.image).name))
+    result = engine.handle(Instruction(instruction, session=args.session))
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "result.json").write_text(round_to_json(result) + "\n")
+    print(f"segmenter: {engine.segmenter.name}")
+    print(f"reasoner:  {engine.reasoner.name}")
+    if not result.ok:
+        print(f"error ({result.error_kind}): {result.error}", file=sys.stderr)
+        return 1
+    masks = result.masks if result.masks is not None else np.zeros((0, *image.shape[:2]), dtype=bool)
+    labels = label_image(masks, [o.object_id for o in result.objects])
+    image_module.fromarray(labels).save(out / "masks.png")
+    image_module.fromarray(draw_overlay(image, masks, result.objects)).save(out / "overlay.png")
+    for obj in result.objects:
+        box = ", ".join(f"{v:.0f}" for v in obj.box)
+        print(f"object {obj.object_id} '{obj.label}': box [{box}], {obj.area} px, score {obj.score:.3f}")
+    for rejection in result.rejections:
+        print(f"rejected '{rejection.phrase}': {rejection.reason}")
+    timings = ", ".join(f"{k} {v:.1f}" for k, v in result.timings_ms.items())
+    print(f"timings (ms): {timings}")
+    print(f"wrote {out / 'result.json'}, {out / 'masks.png'}, {out / 'overlay.png'}")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from reasonseg_ros.segmenter.checkpoints import SAM_ARCHS, cached_checkpoints
+
+    config = load(args)
+    print("backends:")
+    for backend, modules in BACKEND_MODULES.items():
+        missing = [m for m in modules if not available(m)]
+        state = "available" if not missing else f"missing {', '.join(missing)}"
+        print(f"  {backend:24s} {state}")
+    cache = config.segmenter.cache_dir
+    found = cached_checkpoints(cache)
+    print(f"SAM checkpoints in {Path(cache).expanduser()}:")
+    for name, arch in SAM_ARCHS.items():
+        if arch.checkpoint_file:
+            where = str(found[name]) if name in found else f"not cached ({arch.url})"
+            print(f"  {name:8s} {where}")
+    print("config:")
+    print(json.dumps({"segmenter": vars(config.segmenter), "reasoner": vars(config.reasoner)}, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="reasonseg", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--config", help="YAML config file (default: built-in defaults)")
+        p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+
+    segment = sub.add_parser("segment", help="segment one image and write masks, overlay and result JSON")
+    segment.add_argument("image", help="image file (PNG, JPEG, ...)")
+    segment.add_argument("instruction", help="the instruction text, or @file to read it from a file")
+    segment.add_argument("--out", default="reasonseg_out", help="output folder (default: reasonseg_out)")
+    segment.add_argument("--session", default="default")
+    common(segment)
+    segment.set_defaults(run=cmd_segment)
+
+    info = sub.add_parser("info", help="which backends and checkpoints are available")
+    common(info)
+    info.set_defaults(run=cmd_info)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except ReasonsegError as exc:
+        print(f"reasonseg: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

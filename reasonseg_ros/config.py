@@ -1,0 +1,208 @@
+"""One validated configuration shared by the CLI, the ROS node and bag replay.
+
+The schema is the dataclasses below; a YAML file gives any subset of it.
+An unknown key or a value of the wrong type is a :class:`ConfigError` that
+names the key and the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from reasonseg_ros.deps import require
+from reasonseg_ros.errors import ConfigError
+
+
+@dataclass
+class SegmenterConfig:
+    backend: Literal["torch"] = "torch"
+    model_type: str = "vit_b"
+    """``vit_b``, ``vit_l``, ``vit_h`` (official SAM) or ``vit_tiny`` (tests and demos)."""
+    checkpoint: str | None = None
+    """Path of the weights; None looks for the official file in ``cache_dir``."""
+    cache_dir: str = "~/.cache/reasonseg_ros"
+    download: bool = False
+    """Fetch the official checkpoint into ``cache_dir`` when it is missing."""
+    random_weights: bool = False
+    """Build the architecture with random weights (plumbing and timing only; results are meaningless)."""
+    device: str = "cpu"
+    multimask: bool = True
+    """Decode SAM's three candidate masks and keep the one with the best predicted IoU."""
+    decode_batch_size: int = 0
+    """Targets decoded per decoder call; 0 = all targets of a round in one call."""
+
+
+@dataclass
+class ReasonerConfig:
+    backend: Literal["prompt"] = "prompt"
+
+
+@dataclass
+class EngineConfig:
+    frame_buffer_size: int = 8
+    """Newest frames kept for instructions to choose from."""
+    embedding_cache_size: int = 4
+    """Image embeddings kept, keyed by frame (LRU)."""
+    frame_wait_s: float = 0.0
+    """How long a round waits for a first frame before it errors."""
+    stamp_tolerance_s: float | None = None
+    """An instruction naming a stamp fails if no frame is this close to it (None: always take the nearest)."""
+    max_instruction_bytes: int = 65536
+    min_mask_pixels: int = 1
+    """A decoded mask smaller than this becomes a rejection instead of an object."""
+
+
+@dataclass
+class MemoryConfig:
+    max_rounds: int = 50
+    """Rounds kept per session (oldest evicted)."""
+    max_objects: int = 100
+    """Objects kept per session (least recently segmented evicted)."""
+    max_sessions: int = 16
+    """Sessions kept (least recently used evicted)."""
+
+
+@dataclass
+class Config:
+    segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)
+    reasoner: ReasonerConfig = field(default_factory=ReasonerConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    memory: MemoryConfig = field(default_factory=MemoryConfig)
+
+    def validate(self) -> Config:
+        """Check the ranges the types cannot express; returns self."""
+        positive = {
+            "engine.frame_buffer_size": self.engine.frame_buffer_size,
+            "engine.embedding_cache_size": self.engine.embedding_cache_size,
+            "engine.max_instruction_bytes": self.engine.max_instruction_bytes,
+            "memory.max_rounds": self.memory.max_rounds,
+            "memory.max_objects": self.memory.max_objects,
+            "memory.max_sessions": self.memory.max_sessions,
+        }
+        for key, value in positive.items():
+            if value < 1:
+                raise ConfigError(f"{key} must be at least 1, got {value}")
+        non_negative = {
+            "engine.frame_wait_s": self.engine.frame_wait_s,
+            "engine.min_mask_pixels": self.engine.min_mask_pixels,
+            "segmenter.decode_batch_size": self.segmenter.decode_batch_size,
+        }
+        for key, value in non_negative.items():
+            if value < 0:
+                raise ConfigError(f"{key} must not be negative, got {value}")
+        if self.memory.max_objects > 65535:
+            raise ConfigError("memory.max_objects must be at most 65535 (ids fill a uint16 label image)")
+        return self
+
+
+T = TypeVar("T")
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Read a YAML file (None: defaults) and apply dotted ``overrides`` such as ``{"segmenter.device": "cuda"}``."""
+    source = "<defaults>"
+    data: dict[str, Any] = {}
+    if path is not None:
+        source = str(path)
+        yaml = require("yaml", "reading config files")
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"cannot read config {source}: {exc.strerror or exc}") from exc
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{source}: the top level must be a mapping, got {type(loaded).__name__}")
+        data = loaded or {}
+    for dotted, value in (overrides or {}).items():
+        node = data
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    config = from_dict(Config, data, source)
+    try:
+        return config.validate()
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def from_dict(cls: type[T], data: dict[str, Any], source: str, prefix: str = "") -> T:
+    """Build dataclass ``cls`` from a mapping, checking every key and type."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: {prefix.rstrip('.') or 'config'} must be a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if key not in fields:
+            known = ", ".join(sorted(fields))
+            raise ConfigError(f"{source}: unknown key '{name}' (known here: {known})")
+        kwargs[key] = _convert(hints[key], value, source, name)
+    return cls(**kwargs)
+
+
+def _convert(hint: Any, value: Any, source: str, name: str) -> Any:
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value, source, f"{name}.")
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for option in args:
+            try:
+                return _convert(option, value, source, name)
+            except ConfigError as exc:
+                errors.append(exc)
+        raise ConfigError(f"{source}: '{name}' must be {_describe(hint)}, got {value!r}")
+    if origin is Literal:
+        if value in args:
+            return value
+        raise ConfigError(f"{source}: '{name}' must be one of {', '.join(map(repr, args))}, got {value!r}")
+    if origin in (list, tuple):
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{source}: '{name}' must be a list, got {value!r}")
+        item = args[0] if args else Any
+        return origin(_convert(item, v, source, f"{name}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: '{name}' must be a mapping, got {value!r}")
+        return dict(value)
+    if hint is Any:
+        return value
+    if hint is type(None):
+        if value is None:
+            return None
+    elif hint is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif isinstance(value, hint):
+        return value
+    raise ConfigError(f"{source}: '{name}' must be {_describe(hint)}, got {value!r}")
+
+
+def _describe(hint: Any) -> str:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in typing.get_args(hint))
+    if origin is Literal:
+        return "one of " + ", ".join(map(repr, typing.get_args(hint)))
+    if hint is type(None):
+        return "null"
+    return getattr(hint, "__name__", str(hint))
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """The config as plain data (for reports and the node's parameters)."""
+    return dataclasses.asdict(config)

@@ -1,0 +1,46 @@
+"""Lazy imports of the heavy optional libraries, with the extra that provides each."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from types import ModuleType
+
+from reasonseg_ros.errors import MissingDependencyError
+
+EXTRA_OF_MODULE: dict[str, str] = {
+    "torch": "torch",
+    "torchvision": "torch",
+    "segment_anything": "torch",
+    "PIL": "torch",
+    "onnx": "onnx",
+    "onnxruntime": "onnx",
+    "tensorrt": "tensorrt",
+    "transformers": "vlm",
+    "rosbags": "eval",
+    "pycocotools": "eval",
+    "matplotlib": "eval",
+    "yaml": "core",
+}
+
+
+def require(module: str, purpose: str = "") -> ModuleType:
+    """Import ``module`` or raise an error naming the extra that installs it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        top = module.split(".")[0]
+        extra = EXTRA_OF_MODULE.get(top, top)
+        needed = f" (needed for {purpose})" if purpose else ""
+        hint = (
+            "pip install reasonseg_ros" if extra == "core" else f"pip install 'reasonseg_ros[{extra}]'"
+        )
+        raise MissingDependencyError(f"{module} is not installed{needed}: {hint}; {exc}") from exc
+
+
+def available(module: str) -> bool:
+    """Whether ``module`` can be imported, without importing it."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False

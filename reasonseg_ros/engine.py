@@ -1,0 +1,223 @@
+"""One round: frame + instruction + memory -> :class:`RoundResult`.
+
+``submit_frame`` only appends to a small ring buffer, so a camera callback
+never waits for a model. ``handle`` runs a round on the caller's thread
+(the node's worker, the replay loop, the CLI) and never raises for bad input
+or a failing model: every failure becomes an error round with its stage.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+
+from reasonseg_ros.config import Config
+from reasonseg_ros.errors import InputError, ReasonsegError
+from reasonseg_ros.masks import encode_rle, mask_to_box
+from reasonseg_ros.memory import DialogueMemory
+from reasonseg_ros.reasoner import Reasoner, create_reasoner
+from reasonseg_ros.segmenter import ImageEmbedding, Segmenter, create_segmenter
+from reasonseg_ros.types import Frame, Instruction, Rejection, RoundResult
+
+
+@dataclass(frozen=True)
+class BufferedFrame:
+    serial: int
+    """Engine-assigned, unique per submitted frame: the embedding cache's key
+    (stamps are not unique: some drivers stamp every frame 0)."""
+    frame: Frame
+
+
+class StageError(Exception):
+    """Wraps an exception with the stage of the round it came from."""
+
+    def __init__(self, stage: str, cause: BaseException) -> None:
+        super().__init__(stage)
+        self.stage = stage
+        self.cause = cause
+
+
+class Engine:
+    def __init__(
+        self,
+        segmenter: Segmenter,
+        reasoner: Reasoner,
+        config: Config | None = None,
+        memory: DialogueMemory | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.config = config or Config()
+        self.segmenter = segmenter
+        self.reasoner = reasoner
+        self.memory = memory or DialogueMemory(self.config.memory)
+        self._clock = clock
+        self._frames: deque[BufferedFrame] = deque(maxlen=self.config.engine.frame_buffer_size)
+        self._frames_ready = threading.Condition()
+        self._next_serial = 0
+        self._embeddings: OrderedDict[int, ImageEmbedding] = OrderedDict()
+        self._round_lock = threading.Lock()
+        self.frames_received = 0
+        self.encoder_runs = 0
+
+    @classmethod
+    def from_config(cls, config: Config) -> Engine:
+        """Load the configured models; raises a :class:`ReasonsegError` naming what is missing."""
+        return cls(create_segmenter(config.segmenter), create_reasoner(config.reasoner), config)
+
+    def submit_frame(self, frame: Frame) -> None:
+        """Keep ``frame`` for the next rounds; O(1). Raises :class:`InputError` for a non-RGB image."""
+        image = frame.image
+        if not (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8):
+            shape = getattr(image, "shape", None)
+            dtype = getattr(image, "dtype", type(image).__name__)
+            raise InputError(f"a frame must be an H×W×3 uint8 RGB array, got shape {shape} of {dtype}")
+        if image.shape[0] == 0 or image.shape[1] == 0:
+            raise InputError(f"a frame must not be empty, got shape {image.shape}")
+        with self._frames_ready:
+            self._frames.append(BufferedFrame(self._next_serial, frame))
+            self._next_serial += 1
+            self.frames_received += 1
+            self._frames_ready.notify_all()
+
+    def reset(self, session: str | None = None) -> int:
+        """Forget the dialogue of ``session`` (all sessions when None)."""
+        return self.memory.reset(session)
+
+    def handle(self, instruction: Instruction) -> RoundResult:
+        """Run one round. Thread-safe: rounds run one at a time."""
+        result = RoundResult(session=instruction.session, instruction=instruction.text)
+        start = self._clock()
+        with self._round_lock:
+            try:
+                self._run_round(instruction, result)
+            except StageError as failure:
+                _fail(result, failure.stage, failure.cause)
+        result.timings_ms["total"] = (self._clock() - start) * 1000.0
+        return result
+
+    def _run_round(self, instruction: Instruction, result: RoundResult) -> None:
+        with self._stage("validate", result):
+            self._check_instruction(instruction)
+        with self._stage("select_frame", result):
+            buffered = self.select_frame(instruction.stamp_ns)
+        frame = buffered.frame
+        result.frame_stamp_ns, result.frame_id, result.image_size = frame.stamp_ns, frame.frame_id, frame.size
+
+        with self._stage("reason", result):
+            answer = self.reasoner.reason(frame.image, instruction.text, self.memory.view(instruction.session))
+        result.reply, result.raw_output = answer.reply, answer.raw_output
+        result.warnings.extend(answer.warnings)
+        rejections = list(answer.rejections)
+
+        found: list[tuple[dict, np.ndarray]] = []
+        if answer.targets:
+            with self._stage("embed", result):
+                embedding = self._embedding(buffered, result)
+            with self._stage("decode", result):
+                decoded = self.segmenter.decode(embedding, [t.prompt for t in answer.targets])
+            with self._stage("encode_masks", result):
+                for target, mask, score in zip(answer.targets, decoded.masks, decoded.scores, strict=True):
+                    area = int(np.count_nonzero(mask))
+                    box = mask_to_box(mask) if area >= self.config.engine.min_mask_pixels else None
+                    if box is None:
+                        rejections.append(Rejection(target.label, f"the segmenter found no object there ({area} px)"))
+                        continue
+                    fields = {
+                        "object_id": target.object_id,
+                        "label": target.label,
+                        "box": box,
+                        "rle": encode_rle(mask),
+                        "score": float(score),
+                        "area": area,
+                    }
+                    found.append((fields, mask))
+
+        with self._stage("memory", result):
+            round_index, objects = self.memory.record(
+                instruction.session,
+                instruction.text,
+                answer.reply,
+                [fields for fields, _ in found],
+                rejections,
+                frame.stamp_ns,
+            )
+        result.round_index = round_index
+        result.objects = objects
+        result.rejections = rejections
+        height, width = frame.size
+        result.masks = np.stack([m for _, m in found]) if found else np.zeros((0, height, width), dtype=bool)
+
+    def select_frame(self, stamp_ns: int | None) -> BufferedFrame:
+        """The newest frame, or the one nearest ``stamp_ns``; waits up to ``engine.frame_wait_s`` for a first one."""
+        with self._frames_ready:
+            if not self._frames:
+                self._frames_ready.wait_for(lambda: bool(self._frames), timeout=self.config.engine.frame_wait_s)
+            if not self._frames:
+                waited = self.config.engine.frame_wait_s
+                raise InputError(f"no camera frame received yet (waited {waited:g} s)")
+            if stamp_ns is None:
+                return self._frames[-1]
+            nearest = min(self._frames, key=lambda b: abs(b.frame.stamp_ns - stamp_ns))
+        tolerance = self.config.engine.stamp_tolerance_s
+        gap_s = abs(nearest.frame.stamp_ns - stamp_ns) / 1e9
+        if tolerance is not None and gap_s > tolerance:
+            raise InputError(
+                f"no frame within {tolerance:g} s of the instruction's stamp (nearest is {gap_s:.3f} s away)"
+            )
+        return nearest
+
+    def _embedding(self, buffered: BufferedFrame, result: RoundResult) -> ImageEmbedding:
+        cached = self._embeddings.get(buffered.serial)
+        if cached is not None:
+            self._embeddings.move_to_end(buffered.serial)
+            result.embedding_cached = True
+            return cached
+        embedding = self.segmenter.embed(buffered.frame.image)
+        self.encoder_runs += 1
+        self._embeddings[buffered.serial] = embedding
+        while len(self._embeddings) > self.config.engine.embedding_cache_size:
+            self._embeddings.popitem(last=False)
+        return embedding
+
+    def _check_instruction(self, instruction: Instruction) -> None:
+        if not isinstance(instruction.text, str):
+            raise InputError(f"an instruction must be text, got {type(instruction.text).__name__}")
+        if not instruction.text.strip():
+            raise InputError("the instruction is empty")
+        size = len(instruction.text.encode("utf-8"))
+        limit = self.config.engine.max_instruction_bytes
+        if size > limit:
+            raise InputError(f"the instruction is {size} bytes, over the limit of {limit} (engine.max_instruction_bytes)")
+        if not isinstance(instruction.session, str) or not instruction.session:
+            raise InputError("an instruction's session must be a non-empty string")
+
+    @contextmanager
+    def _stage(self, name: str, result: RoundResult) -> Iterator[None]:
+        """Time a stage and tag any exception from it with the stage's name."""
+        start = self._clock()
+        try:
+            yield
+        except Exception as exc:  # noqa: BLE001 - every failure becomes an error round
+            raise StageError(name, exc) from exc
+        finally:
+            result.timings_ms[name] = (self._clock() - start) * 1000.0
+
+
+def _fail(result: RoundResult, stage: str, cause: BaseException) -> None:
+    if isinstance(cause, ReasonsegError):
+        result.error_kind = cause.kind
+        result.error = str(cause)
+    else:
+        result.error_kind = "internal"
+        detail = str(cause).splitlines()[0][:300] if str(cause) else ""
+        result.error = f"{stage} failed: {type(cause).__name__}: {detail}"
+    result.objects, result.masks = [], None
+
+
+__all__ = ["BufferedFrame", "Engine"]

@@ -1,0 +1,39 @@
+"""The exceptions of the package; each carries a message meant for a person."""
+
+from __future__ import annotations
+
+
+class ReasonsegError(Exception):
+    """Base class: something the user can fix, described in one line."""
+
+    kind = "error"
+
+
+class InputError(ReasonsegError):
+    """A malformed image, instruction or prompt."""
+
+    kind = "bad_input"
+
+
+class ConfigError(ReasonsegError):
+    """An invalid configuration file or value."""
+
+    kind = "bad_config"
+
+
+class CheckpointError(ReasonsegError):
+    """A model file that is missing, corrupt or of the wrong architecture."""
+
+    kind = "bad_checkpoint"
+
+
+class MissingDependencyError(ReasonsegError):
+    """An optional library that a backend needs is not installed."""
+
+    kind = "missing_dependency"
+
+
+class ModelError(ReasonsegError):
+    """A model failed while running."""
+
+    kind = "model_failure"

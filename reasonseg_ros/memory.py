@@ -1,0 +1,212 @@
+"""Dialogue memory: the rounds of each session and the objects segmented in them.
+
+Objects keep a stable id for as long as they are remembered; segmenting a
+remembered object again (a target naming its id) updates it in place. Every
+collection is bounded: the oldest rounds, the least recently segmented
+objects and the least recently used sessions are evicted first.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import OrderedDict
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from reasonseg_ros.config import MemoryConfig
+from reasonseg_ros.types import Rejection, SegmentedObject
+
+SCHEMA_VERSION = 1
+MAX_OBJECT_ID = 65535
+"""Ids fit a uint16 label image; they wrap around, skipping ids still remembered."""
+
+
+@dataclass(frozen=True)
+class MemoryRound:
+    round_index: int
+    instruction: str
+    reply: str
+    object_ids: tuple[int, ...]
+    rejections: tuple[Rejection, ...]
+    frame_stamp_ns: int | None
+
+
+class SessionMemory:
+    """One dialogue: its rounds and objects. Not thread-safe; use through :class:`DialogueMemory`."""
+
+    def __init__(self, limits: MemoryConfig) -> None:
+        self._limits = limits
+        self.rounds: OrderedDict[int, MemoryRound] = OrderedDict()
+        self.objects: OrderedDict[int, SegmentedObject] = OrderedDict()
+        self.next_round = 0
+        self.next_id = 1
+
+    def allocate_id(self) -> int:
+        for _ in range(MAX_OBJECT_ID):
+            candidate = self.next_id
+            self.next_id = candidate % MAX_OBJECT_ID + 1
+            if candidate not in self.objects:
+                return candidate
+        raise RuntimeError("no free object id")  # unreachable: max_objects < MAX_OBJECT_ID
+
+    def add_round(self, memory_round: MemoryRound, objects: list[SegmentedObject]) -> None:
+        for obj in objects:
+            self.objects.pop(obj.object_id, None)
+            self.objects[obj.object_id] = obj
+        self.rounds[memory_round.round_index] = memory_round
+        self.next_round = max(self.next_round, memory_round.round_index + 1)
+        self.trim()
+
+    def trim(self) -> None:
+        while len(self.objects) > self._limits.max_objects:
+            self.objects.popitem(last=False)
+        while len(self.rounds) > self._limits.max_rounds:
+            self.rounds.popitem(last=False)
+
+
+class MemoryView:
+    """Read-only view of one session, as reasoners see it."""
+
+    def __init__(self, session: str, objects: tuple[SegmentedObject, ...], rounds: tuple[MemoryRound, ...]) -> None:
+        self.session = session
+        self.objects = objects
+        """Remembered objects, least recently segmented first."""
+        self.rounds = rounds
+        """Remembered rounds, oldest first."""
+
+    def get(self, object_id: int) -> SegmentedObject | None:
+        for obj in self.objects:
+            if obj.object_id == object_id:
+                return obj
+        return None
+
+    def __len__(self) -> int:
+        return len(self.objects)
+
+
+class DialogueMemory:
+    """All sessions; thread-safe, since the node's reset service runs beside the worker."""
+
+    def __init__(self, limits: MemoryConfig | None = None) -> None:
+        self.limits = limits or MemoryConfig()
+        self._sessions: OrderedDict[str, SessionMemory] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _session(self, name: str) -> SessionMemory:
+        session = self._sessions.pop(name, None) or SessionMemory(self.limits)
+        self._sessions[name] = session
+        while len(self._sessions) > self.limits.max_sessions:
+            self._sessions.popitem(last=False)
+        return session
+
+    def view(self, session: str) -> MemoryView:
+        with self._lock:
+            state = self._sessions.get(session)
+            if state is None:
+                return MemoryView(session, (), ())
+            return MemoryView(session, tuple(state.objects.values()), tuple(state.rounds.values()))
+
+    def record(
+        self,
+        session: str,
+        instruction: str,
+        reply: str,
+        new_objects: list[dict[str, Any]],
+        rejections: list[Rejection],
+        frame_stamp_ns: int | None,
+    ) -> tuple[int, list[SegmentedObject]]:
+        """Store a round; returns its index and the objects with their ids.
+
+        Each entry of ``new_objects`` has the fields of :class:`SegmentedObject`
+        except ``round_index`` and ``frame_stamp_ns``; an ``object_id`` of None
+        gets a fresh id.
+        """
+        with self._lock:
+            state = self._session(session)
+            round_index = state.next_round
+            stored: list[SegmentedObject] = []
+            for fields in new_objects:
+                object_id = fields.get("object_id")
+                if object_id is None:
+                    object_id = state.allocate_id()
+                stored.append(
+                    SegmentedObject(
+                        **{**fields, "object_id": object_id},
+                        round_index=round_index,
+                        frame_stamp_ns=frame_stamp_ns or 0,
+                    )
+                )
+            state.add_round(
+                MemoryRound(
+                    round_index=round_index,
+                    instruction=instruction,
+                    reply=reply,
+                    object_ids=tuple(o.object_id for o in stored),
+                    rejections=tuple(rejections),
+                    frame_stamp_ns=frame_stamp_ns,
+                ),
+                stored,
+            )
+            return round_index, stored
+
+    def reset(self, session: str | None = None) -> int:
+        """Forget one session, or all when ``session`` is None; returns how many were cleared."""
+        with self._lock:
+            if session is None:
+                count = len(self._sessions)
+                self._sessions.clear()
+                return count
+            return 1 if self._sessions.pop(session, None) is not None else 0
+
+    def sessions(self) -> list[str]:
+        with self._lock:
+            return list(self._sessions)
+
+    def to_json(self) -> str:
+        with self._lock:
+            data = {
+                "schema_version": SCHEMA_VERSION,
+                "sessions": {
+                    name: {
+                        "next_round": state.next_round,
+                        "next_id": state.next_id,
+                        "rounds": [_round_to_dict(r) for r in state.rounds.values()],
+                        "objects": [_object_to_dict(o) for o in state.objects.values()],
+                    }
+                    for name, state in self._sessions.items()
+                },
+            }
+        return json.dumps(data)
+
+    @classmethod
+    def from_json(cls, text: str, limits: MemoryConfig | None = None) -> DialogueMemory:
+        data = json.loads(text)
+        if data.get("schema_version") != SCHEMA_VERSION:
+            raise ValueError(f"memory schema version {data.get('schema_version')!r}, expected {SCHEMA_VERSION}")
+        memory = cls(limits)
+        for name, saved in data["sessions"].items():
+            state = memory._session(name)
+            objects = [_object_from_dict(o) for o in saved["objects"]]
+            state.objects.update((o.object_id, o) for o in objects)
+            for entry in saved["rounds"]:
+                rejections = tuple(Rejection(**r) for r in entry.pop("rejections"))
+                state.rounds[entry["round_index"]] = MemoryRound(
+                    **{**entry, "object_ids": tuple(entry["object_ids"]), "rejections": rejections}
+                )
+            state.next_round = saved["next_round"]
+            state.next_id = saved["next_id"]
+            state.trim()
+        return memory
+
+
+def _object_to_dict(obj: SegmentedObject) -> dict[str, Any]:
+    return asdict(obj)
+
+
+def _object_from_dict(data: dict[str, Any]) -> SegmentedObject:
+    return SegmentedObject(**{**data, "box": tuple(data["box"])})
+
+
+def _round_to_dict(memory_round: MemoryRound) -> dict[str, Any]:
+    return asdict(memory_round)

@@ -1,0 +1,18 @@
+"""Reasoner backends, chosen by ``reasoner.backend``."""
+
+from __future__ import annotations
+
+from reasonseg_ros.config import ReasonerConfig
+from reasonseg_ros.errors import ConfigError
+from reasonseg_ros.reasoner.base import Reasoner
+
+
+def create_reasoner(config: ReasonerConfig) -> Reasoner:
+    if config.backend == "prompt":
+        from reasonseg_ros.reasoner.prompt import PromptReasoner
+
+        return PromptReasoner()
+    raise ConfigError(f"reasoner.backend '{config.backend}' is not available")
+
+
+__all__ = ["Reasoner", "create_reasoner"]

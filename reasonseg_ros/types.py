@@ -1,0 +1,153 @@
+"""Plain dataclasses passed between the layers (see DESIGN.md, "Core contracts").
+
+Images are H×W×3 uint8 RGB numpy arrays; coordinates are pixels of the
+original image, x before y; boxes are ``[x1, y1, x2, y2]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+RLE = dict[str, Any]
+"""A pycocotools run-length encoding: ``{"size": [h, w], "counts": str}``."""
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One camera image and the time it was taken."""
+
+    image: np.ndarray
+    stamp_ns: int = 0
+    frame_id: str = ""
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(height, width)`` of the image."""
+        return int(self.image.shape[0]), int(self.image.shape[1])
+
+
+@dataclass(frozen=True)
+class Instruction:
+    """What the user asked, optionally naming the time of the frame it means."""
+
+    text: str
+    stamp_ns: int | None = None
+    session: str = "default"
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A SAM prompt in original-image pixels; any mix of the fields may be set.
+
+    ``point_labels``: 1 foreground, 0 background, -1 neutral padding.
+    ``embedding``: ``(T, 256)`` sparse prompt tokens, as the ``[SEG]``-token
+    reasoners produce them.
+    """
+
+    points: np.ndarray | None = None
+    point_labels: np.ndarray | None = None
+    box: np.ndarray | None = None
+    embedding: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.points is not None:
+            points = np.asarray(self.points, dtype=np.float32).reshape(-1, 2)
+            labels = (
+                np.ones(len(points), dtype=np.int64)
+                if self.point_labels is None
+                else np.asarray(self.point_labels, dtype=np.int64).reshape(-1)
+            )
+            if len(labels) != len(points):
+                raise ValueError(f"{len(points)} points but {len(labels)} point labels")
+            object.__setattr__(self, "points", points)
+            object.__setattr__(self, "point_labels", labels)
+        elif self.point_labels is not None:
+            raise ValueError("point_labels given without points")
+        if self.box is not None:
+            object.__setattr__(self, "box", np.asarray(self.box, dtype=np.float32).reshape(4))
+        if self.embedding is not None:
+            embedding = np.asarray(self.embedding, dtype=np.float32)
+            object.__setattr__(self, "embedding", embedding.reshape(-1, embedding.shape[-1]))
+        if self.is_empty:
+            raise ValueError("a prompt needs points, a box or an embedding")
+
+    @property
+    def is_empty(self) -> bool:
+        return self.points is None and self.box is None and self.embedding is None
+
+
+@dataclass(frozen=True)
+class Target:
+    """One object the reasoner wants segmented.
+
+    ``object_id`` is set when the target is an object already in memory
+    (it keeps its id); ``None`` makes a new object.
+    """
+
+    label: str
+    prompt: Prompt
+    score: float = 1.0
+    object_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A phrase of the instruction that matches nothing in the image."""
+
+    phrase: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class ReasonerOutput:
+    """What a reasoner answers for one instruction."""
+
+    reply: str = ""
+    targets: tuple[Target, ...] = ()
+    rejections: tuple[Rejection, ...] = ()
+    warnings: tuple[str, ...] = ()
+    raw_output: str | None = None
+
+
+@dataclass(frozen=True)
+class SegmentedObject:
+    """An object segmented in a round, as stored in memory and published."""
+
+    object_id: int
+    label: str
+    box: tuple[float, float, float, float]
+    rle: RLE
+    score: float
+    area: int
+    round_index: int
+    frame_stamp_ns: int
+
+
+@dataclass
+class RoundResult:
+    """Everything one instruction produced; ``error`` is set when the round failed."""
+
+    session: str
+    instruction: str
+    round_index: int | None = None
+    reply: str = ""
+    objects: list[SegmentedObject] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    frame_stamp_ns: int | None = None
+    frame_id: str = ""
+    image_size: tuple[int, int] | None = None
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    embedding_cached: bool = False
+    error: str | None = None
+    error_kind: str | None = None
+    raw_output: str | None = None
+    masks: np.ndarray | None = field(default=None, repr=False)
+    """``N×H×W`` bool masks in the order of ``objects`` (not serialised)."""
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Creates .venv and installs reasonseg_ros with the torch, onnx, eval and test extras.
+# TORCH_SPEC overrides the PyTorch pins (e.g. TORCH_SPEC="torch torchvision" for the newest).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+if [ -z "${TORCH_SPEC:-}" ]; then
+  # segment_anything imports torchvision: pin a torch/torchvision pair that import together.
+  case "$(uname -m)" in
+    aarch64) TORCH_SPEC="torch==2.9.1 torchvision==0.24.1" ;;
+    *) TORCH_SPEC="torch==2.14.1 torchvision==0.29.1" ;;
+  esac
+fi
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+# shellcheck disable=SC2086
+.venv/bin/python -m pip install -q $TORCH_SPEC
+.venv/bin/python -m pip install -q -e ".[torch,onnx,eval,test]"
+echo "reasonseg_ros installed in .venv"

@@ -1,0 +1,41 @@
+"""Installs with colcon (ament_python) inside a ROS 2 workspace, or with plain pip."""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "reasonseg_ros"
+
+EXTRAS = {
+    "torch": ["torch>=2.1", "torchvision", "segment-anything>=1.0", "pillow"],
+    "onnx": ["onnx>=1.15", "onnxruntime>=1.17"],
+    "tensorrt": ["tensorrt>=10", "cuda-python"],
+    "vlm": ["transformers>=4.50", "accelerate", "pillow"],
+    "eval": ["rosbags>=0.10", "pycocotools>=2.0.7", "matplotlib"],
+    "test": ["pytest>=8", "ruff>=0.5", "rosbags>=0.10", "pillow"],
+}
+EXTRAS["all"] = sorted({req for name, reqs in EXTRAS.items() if name != "tensorrt" for req in reqs})
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    description="Multi-round reasoning segmentation for ROS 2 (LLM reasoners + SAM)",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(exclude=["tests", "tests.*"]),
+    package_data={PACKAGE: ["messages/msg/*/*.msg"]},
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.py")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml")),
+    ],
+    install_requires=["numpy>=1.23", "pyyaml>=6", "pycocotools>=2.0.7", "setuptools"],
+    extras_require=EXTRAS,
+    zip_safe=True,
+    entry_points={
+        "console_scripts": [
+            "reasonseg = reasonseg_ros.cli:main",
+        ],
+    },
+)
