@@ -34,7 +34,7 @@ class SegmenterConfig:
     multimask: bool = True
     """Decode SAM's three candidate masks and keep the one with the best predicted IoU."""
     decode_batch_size: int = 0
-    """Targets decoded per decoder call; 0 = all targets of a round in one call."""
+    """Targets per decoder call; 0 picks per device: all in one call on a GPU, one per call on a CPU (faster there)."""
 
 
 @dataclass

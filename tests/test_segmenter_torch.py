@@ -47,7 +47,9 @@ def test_single_prompt_matches_sam_predictor(tiny_sam, image, predictor, prompt,
     assert result.scores[0] == pytest.approx(scores[best], abs=1e-6)
 
 
-def test_batched_decode_keeps_order_and_equals_single_decodes(segmenter, image):
+@pytest.mark.parametrize("batch_size", [0, 1, 2, 5])
+def test_batched_decode_keeps_order_and_equals_single_decodes(tiny_sam, image, batch_size):
+    segmenter = TorchSamSegmenter(tiny_sam, batch_size=batch_size)
     boxes = [Prompt(box=[10 + 20 * i, 15 + 10 * i, 150 + 30 * i, 200]) for i in range(5)]
     embedding = segmenter.embed(image)
     batched = segmenter.decode(embedding, boxes)
@@ -66,7 +68,8 @@ def test_masks_come_back_at_the_original_size(segmenter, h, w):
     assert result.masks.shape == (2, h, w)
 
 
-def test_mixed_batch_pads_with_not_a_point(segmenter, image):
+def test_mixed_batch_pads_with_not_a_point(tiny_sam, image):
+    segmenter = TorchSamSegmenter(tiny_sam, batch_size=3)
     embedding = segmenter.embed(image)
     prompts = [Prompt(points=[[100, 80]]), Prompt(box=[50, 40, 200, 180]), Prompt(embedding=np.full(256, 0.1))]
     batch = batch_prompts(prompts, embedding.original_size, embedding.input_size)

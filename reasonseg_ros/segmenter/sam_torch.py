@@ -111,26 +111,31 @@ def load_weights(sam: Any, state: dict[str, Any], model_type: str, path: Path) -
 class TorchSamSegmenter:
     """Embeds frames and decodes batches of prompts with ``segment_anything``."""
 
-    def __init__(self, sam: Any, device: str = "cpu", multimask: bool = True, name: str = "torch SAM") -> None:
+    def __init__(
+        self, sam: Any, device: str = "cpu", multimask: bool = True, batch_size: int = 0, name: str = "torch SAM"
+    ) -> None:
         torch = require("torch", "the torch segmenter")
         transforms = require("segment_anything.utils.transforms", "the torch segmenter")
         self._torch = torch
         self.sam = sam.to(device).eval()
         self.device = torch.device(device)
         self.multimask = multimask
+        self.batch_size = batch_size
         self.name = name
         self._resize = transforms.ResizeLongestSide(sam.image_encoder.img_size)
 
     @classmethod
     def from_config(cls, config: SegmenterConfig) -> TorchSamSegmenter:
-        sam = build_sam(config.model_type)
         if config.random_weights:
-            weights = "random weights"
+            sam, weights = build_sam(config.model_type), "random weights"
         else:
+            # Find and read the file before building the model: a missing file fails in milliseconds.
             path = resolve_checkpoint(config)
-            load_weights(sam, load_state_dict(path), config.model_type, path)
-            weights = str(path)
-        return cls(sam, config.device, config.multimask, f"torch SAM {config.model_type} ({weights})")
+            state = load_state_dict(path)
+            sam, weights = build_sam(config.model_type), str(path)
+            load_weights(sam, state, config.model_type, path)
+        name = f"torch SAM {config.model_type} ({weights})"
+        return cls(sam, config.device, config.multimask, config.decode_batch_size, name)
 
     def embed(self, image: np.ndarray) -> ImageEmbedding:
         torch = self._torch
@@ -141,6 +146,21 @@ class TorchSamSegmenter:
         return ImageEmbedding(features, (image.shape[0], image.shape[1]), (resized.shape[0], resized.shape[1]))
 
     def decode(self, embedding: ImageEmbedding, prompts: Sequence[Prompt]) -> DecodeResult:
+        """Decode all prompts, ``batch_size`` per decoder call.
+
+        The decoder's cost grows linearly with the prompts in a call (each
+        prompt attends over all 4096 image tokens), so batching only saves
+        call overhead: on a GPU one call for all prompts is fastest, on a CPU
+        one prompt per call measured faster (docs/performance.md); batch size
+        0 picks that per device.
+        """
+        size = self.batch_size or (1 if self.device.type == "cpu" else len(prompts))
+        if size >= len(prompts):
+            return self._decode_batch(embedding, prompts)
+        parts = [self._decode_batch(embedding, prompts[i : i + size]) for i in range(0, len(prompts), size)]
+        return DecodeResult(np.concatenate([p.masks for p in parts]), np.concatenate([p.scores for p in parts]))
+
+    def _decode_batch(self, embedding: ImageEmbedding, prompts: Sequence[Prompt]) -> DecodeResult:
         torch = self._torch
         batch = batch_prompts(prompts, embedding.original_size, embedding.input_size)
         with torch.inference_mode():
