@@ -68,11 +68,35 @@ class MemoryConfig:
 
 
 @dataclass
+class NodeConfig:
+    """How instructions are queued and results published; shared by the ROS node and bag replay."""
+
+    instruction_queue_size: int = 4
+    """Instructions waiting for the worker; when full, the oldest waiting one is dropped with an error result."""
+    image_qos_depth: int = 2
+    image_qos_reliability: Literal["best_effort", "reliable"] = "best_effort"
+    instruction_qos_depth: int = 10
+    publish_masks: bool = True
+    publish_detections: bool = True
+    publish_result: bool = True
+    publish_rejection: bool = True
+    publish_overlay: bool = True
+    """The overlay is drawn only while the topic has subscribers."""
+    result_masks: bool = True
+    """Include each object's RLE mask in the result JSON."""
+    default_session: str = "default"
+    diagnostics_period_s: float = 1.0
+    latency_window: int = 200
+    """Rounds over which latency percentiles are reported."""
+
+
+@dataclass
 class Config:
     segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)
     reasoner: ReasonerConfig = field(default_factory=ReasonerConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
     memory: MemoryConfig = field(default_factory=MemoryConfig)
+    node: NodeConfig = field(default_factory=NodeConfig)
 
     def validate(self) -> Config:
         """Check the ranges the types cannot express; returns self."""
@@ -83,6 +107,10 @@ class Config:
             "memory.max_rounds": self.memory.max_rounds,
             "memory.max_objects": self.memory.max_objects,
             "memory.max_sessions": self.memory.max_sessions,
+            "node.instruction_queue_size": self.node.instruction_queue_size,
+            "node.image_qos_depth": self.node.image_qos_depth,
+            "node.instruction_qos_depth": self.node.instruction_qos_depth,
+            "node.latency_window": self.node.latency_window,
         }
         for key, value in positive.items():
             if value < 1:
@@ -91,6 +119,7 @@ class Config:
             "engine.frame_wait_s": self.engine.frame_wait_s,
             "engine.min_mask_pixels": self.engine.min_mask_pixels,
             "segmenter.decode_batch_size": self.segmenter.decode_batch_size,
+            "node.diagnostics_period_s": self.node.diagnostics_period_s,
         }
         for key, value in non_negative.items():
             if value < 0:

@@ -108,6 +108,7 @@ class Engine:
             buffered = self.select_frame(instruction.stamp_ns)
         frame = buffered.frame
         result.frame_stamp_ns, result.frame_id, result.image_size = frame.stamp_ns, frame.frame_id, frame.size
+        result.image = frame.image
 
         with self._stage("reason", result):
             answer = self.reasoner.reason(frame.image, instruction.text, self.memory.view(instruction.session))

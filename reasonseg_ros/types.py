@@ -147,6 +147,8 @@ class RoundResult:
     raw_output: str | None = None
     masks: np.ndarray | None = field(default=None, repr=False)
     """``N×H×W`` bool masks in the order of ``objects`` (not serialised)."""
+    image: np.ndarray | None = field(default=None, repr=False)
+    """The frame the round used, for overlays (not serialised)."""
 
     @property
     def ok(self) -> bool:

@@ -139,7 +139,8 @@ class TorchSamSegmenter:
 
     def embed(self, image: np.ndarray) -> ImageEmbedding:
         torch = self._torch
-        resized = self._resize.apply_image(image)
+        # Frames may be strided views of a message buffer (BGR flipped to RGB); torch needs positive strides.
+        resized = self._resize.apply_image(np.ascontiguousarray(image))
         pixels = torch.as_tensor(resized, device=self.device).permute(2, 0, 1).contiguous()[None]
         with torch.inference_mode():
             features = self.sam.image_encoder(self.sam.preprocess(pixels))
