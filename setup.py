@@ -36,6 +36,7 @@ setup(
     entry_points={
         "console_scripts": [
             "reasonseg = reasonseg_ros.cli:main",
+            "reasonseg_node = reasonseg_ros.ros.node:main",
         ],
     },
 )

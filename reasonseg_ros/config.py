@@ -26,11 +26,13 @@ class SegmenterConfig:
     checkpoint: str | None = None
     """Path of the weights; None looks for the official file in ``cache_dir``."""
     cache_dir: str = "~/.cache/reasonseg_ros"
+    """Where official checkpoints are looked for (and downloaded to)."""
     download: bool = False
     """Fetch the official checkpoint into ``cache_dir`` when it is missing."""
     random_weights: bool = False
     """Build the architecture with random weights (plumbing and timing only; results are meaningless)."""
     device: str = "cpu"
+    """Torch device: cpu, cuda, cuda:1, ..."""
     multimask: bool = True
     """Decode SAM's three candidate masks and keep the one with the best predicted IoU."""
     decode_batch_size: int = 0
@@ -53,6 +55,7 @@ class EngineConfig:
     stamp_tolerance_s: float | None = None
     """An instruction naming a stamp fails if no frame is this close to it (None: always take the nearest)."""
     max_instruction_bytes: int = 65536
+    """Longer instructions are refused with an error round."""
     min_mask_pixels: int = 1
     """A decoded mask smaller than this becomes a rejection instead of an object."""
 
@@ -74,18 +77,27 @@ class NodeConfig:
     instruction_queue_size: int = 4
     """Instructions waiting for the worker; when full, the oldest waiting one is dropped with an error result."""
     image_qos_depth: int = 2
+    """History depth of the image subscription."""
     image_qos_reliability: Literal["best_effort", "reliable"] = "best_effort"
+    """best_effort (sensor data) or reliable."""
     instruction_qos_depth: int = 10
+    """History depth of the instruction subscription (reliable)."""
     publish_masks: bool = True
+    """Publish the mono16 label image on masks."""
     publish_detections: bool = True
+    """Publish vision_msgs/Detection2DArray on detections."""
     publish_result: bool = True
+    """Publish the round as JSON on result."""
     publish_rejection: bool = True
+    """Publish a sentence per rejected target on rejection."""
     publish_overlay: bool = True
     """The overlay is drawn only while the topic has subscribers."""
     result_masks: bool = True
     """Include each object's RLE mask in the result JSON."""
     default_session: str = "default"
+    """Session of instructions that name none."""
     diagnostics_period_s: float = 1.0
+    """Period of the /diagnostics status."""
     latency_window: int = 200
     """Rounds over which latency percentiles are reported."""
 
@@ -230,6 +242,23 @@ def _describe(hint: Any) -> str:
     if hint is type(None):
         return "null"
     return getattr(hint, "__name__", str(hint))
+
+
+def flat_fields(config: Config) -> dict[str, tuple[Any, Any]]:
+    """Every leaf key as ``"section.key": (type hint, value)``, for the ROS node's parameters."""
+    flat: dict[str, tuple[Any, Any]] = {}
+
+    def walk(obj: Any, prefix: str) -> None:
+        hints = typing.get_type_hints(type(obj))
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if dataclasses.is_dataclass(value):
+                walk(value, f"{prefix}{f.name}.")
+            else:
+                flat[f"{prefix}{f.name}"] = (hints[f.name], value)
+
+    walk(config, "")
+    return flat
 
 
 def to_dict(config: Any) -> dict[str, Any]:

@@ -1,0 +1,40 @@
+"""Start the reasonseg node with a config file and topic remappings."""
+
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import Node
+from launch_ros.substitutions import FindPackageShare
+
+
+def generate_launch_description() -> LaunchDescription:
+    arguments = [
+        DeclareLaunchArgument(
+            "config_file",
+            default_value=PathJoinSubstitution([FindPackageShare("reasonseg_ros"), "config", "default.yaml"]),
+            description="YAML config (see docs/configuration.md)",
+        ),
+        DeclareLaunchArgument("namespace", default_value="", description="namespace of the node and its topics"),
+        DeclareLaunchArgument("image_topic", default_value="image", description="camera images (sensor_msgs/Image)"),
+        DeclareLaunchArgument(
+            "instruction_topic", default_value="instruction", description="instructions (std_msgs/String)"
+        ),
+        DeclareLaunchArgument("camera_info_topic", default_value="camera_info", description="sensor_msgs/CameraInfo"),
+        DeclareLaunchArgument("log_level", default_value="info", description="debug, info, warn, error"),
+    ]
+    node = Node(
+        package="reasonseg_ros",
+        executable="reasonseg_node",
+        name="reasonseg",
+        namespace=LaunchConfiguration("namespace"),
+        output="screen",
+        emulate_tty=True,
+        parameters=[{"config_file": LaunchConfiguration("config_file")}],
+        remappings=[
+            ("image", LaunchConfiguration("image_topic")),
+            ("instruction", LaunchConfiguration("instruction_topic")),
+            ("camera_info", LaunchConfiguration("camera_info_topic")),
+        ],
+        arguments=["--ros-args", "--log-level", LaunchConfiguration("log_level")],
+    )
+    return LaunchDescription([*arguments, node])

@@ -1,0 +1,44 @@
+"""Play a bag into the reasonseg node and record its outputs next to the inputs."""
+
+from launch import LaunchDescription
+from launch.actions import DeclareLaunchArgument, ExecuteProcess, IncludeLaunchDescription
+from launch.launch_description_sources import PythonLaunchDescriptionSource
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.substitutions import FindPackageShare
+
+
+def generate_launch_description() -> LaunchDescription:
+    bag = LaunchConfiguration("bag")
+    arguments = [
+        DeclareLaunchArgument("bag", description="input bag (folder or .mcap)"),
+        DeclareLaunchArgument("output_bag", default_value="reasonseg_replay_out", description="bag of the outputs"),
+        DeclareLaunchArgument("rate", default_value="1.0", description="playback rate"),
+        DeclareLaunchArgument(
+            "config_file",
+            default_value=PathJoinSubstitution([FindPackageShare("reasonseg_ros"), "config", "default.yaml"]),
+        ),
+        DeclareLaunchArgument("image_topic", default_value="image"),
+        DeclareLaunchArgument("instruction_topic", default_value="instruction"),
+    ]
+    node = IncludeLaunchDescription(
+        PythonLaunchDescriptionSource(
+            PathJoinSubstitution([FindPackageShare("reasonseg_ros"), "launch", "reasonseg.launch.py"])
+        ),
+        launch_arguments={
+            "config_file": LaunchConfiguration("config_file"),
+            "image_topic": LaunchConfiguration("image_topic"),
+            "instruction_topic": LaunchConfiguration("instruction_topic"),
+        }.items(),
+    )
+    record = ExecuteProcess(
+        cmd=[
+            "ros2", "bag", "record", "-o", LaunchConfiguration("output_bag"),
+            "/masks", "/detections", "/result", "/rejection", "/diagnostics",
+        ],
+        output="screen",
+    )
+    play = ExecuteProcess(
+        cmd=["ros2", "bag", "play", bag, "--rate", LaunchConfiguration("rate")],
+        output="screen",
+    )
+    return LaunchDescription([*arguments, node, record, play])

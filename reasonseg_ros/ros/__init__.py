@@ -1,0 +1,1 @@
+"""Everything that imports rclpy lives here; node_core and params are rclpy-free."""
