@@ -1,10 +1,11 @@
 """Play a bag into the reasonseg node and record its outputs next to the inputs."""
 
-from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, ExecuteProcess, IncludeLaunchDescription
 from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.substitutions import FindPackageShare
+
+from launch import LaunchDescription
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -32,8 +33,16 @@ def generate_launch_description() -> LaunchDescription:
     )
     record = ExecuteProcess(
         cmd=[
-            "ros2", "bag", "record", "-o", LaunchConfiguration("output_bag"),
-            "/masks", "/detections", "/result", "/rejection", "/diagnostics",
+            "ros2",
+            "bag",
+            "record",
+            "-o",
+            LaunchConfiguration("output_bag"),
+            "/masks",
+            "/detections",
+            "/result",
+            "/rejection",
+            "/diagnostics",
         ],
         output="screen",
     )

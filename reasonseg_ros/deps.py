@@ -32,9 +32,7 @@ def require(module: str, purpose: str = "") -> ModuleType:
         top = module.split(".")[0]
         extra = EXTRA_OF_MODULE.get(top, top)
         needed = f" (needed for {purpose})" if purpose else ""
-        hint = (
-            "pip install reasonseg_ros" if extra == "core" else f"pip install 'reasonseg_ros[{extra}]'"
-        )
+        hint = "pip install reasonseg_ros" if extra == "core" else f"pip install 'reasonseg_ros[{extra}]'"
         raise MissingDependencyError(f"{module} is not installed{needed}: {hint}; {exc}") from exc
 
 

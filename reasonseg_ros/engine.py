@@ -194,7 +194,9 @@ class Engine:
         size = len(instruction.text.encode("utf-8"))
         limit = self.config.engine.max_instruction_bytes
         if size > limit:
-            raise InputError(f"the instruction is {size} bytes, over the limit of {limit} (engine.max_instruction_bytes)")
+            raise InputError(
+                f"the instruction is {size} bytes, over the limit of {limit} (engine.max_instruction_bytes)"
+            )
         if not isinstance(instruction.session, str) or not instruction.session:
             raise InputError("an instruction's session must be a non-empty string")
 
@@ -204,7 +206,7 @@ class Engine:
         start = self._clock()
         try:
             yield
-        except Exception as exc:  # noqa: BLE001 - every failure becomes an error round
+        except Exception as exc:
             raise StageError(name, exc) from exc
         finally:
             result.timings_ms[name] = (self._clock() - start) * 1000.0

@@ -15,7 +15,9 @@ TINY = ["--set", "segmenter.model_type=vit_tiny", "--set", "segmenter.random_wei
 def test_segment_writes_masks_overlay_and_result(tmp_path, capsys):
     image = tmp_path / "scene.png"
     Image.fromarray(scene(120, 160)).save(image)
-    instruction = json.dumps({"targets": [{"label": "a", "box": [10, 10, 80, 90]}, {"label": "b", "points": [[120, 30]]}]})
+    instruction = json.dumps(
+        {"targets": [{"label": "a", "box": [10, 10, 80, 90]}, {"label": "b", "points": [[120, 30]]}]}
+    )
     out = tmp_path / "out"
     assert main(["segment", str(image), instruction, "--out", str(out), *TINY]) == 0
     printed = capsys.readouterr().out
@@ -34,7 +36,9 @@ def test_segment_reports_bad_instruction_and_missing_weights(tmp_path, capsys):
     Image.fromarray(scene(60, 80)).save(image)
     assert main(["segment", str(image), "find the mug", "--out", str(tmp_path / "o"), *TINY]) == 1
     assert "takes JSON" in capsys.readouterr().err
-    code = main(["segment", str(image), "[]", "--set", "segmenter.model_type=vit_b", "--set", f"segmenter.cache_dir={tmp_path}"])
+    code = main(
+        ["segment", str(image), "[]", "--set", "segmenter.model_type=vit_b", "--set", f"segmenter.cache_dir={tmp_path}"]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1
     assert "sam_vit_b_01ec64.pth" in err and "https://dl.fbaipublicfiles.com" in err and "segmenter.checkpoint" in err

@@ -12,7 +12,9 @@ def write(tmp_path, text):
 
 def test_defaults_and_file(tmp_path):
     assert load_config() == Config()
-    config = load_config(write(tmp_path, "segmenter:\n  model_type: vit_h\n  device: cuda\nengine:\n  frame_wait_s: 2\n"))
+    config = load_config(
+        write(tmp_path, "segmenter:\n  model_type: vit_h\n  device: cuda\nengine:\n  frame_wait_s: 2\n")
+    )
     assert config.segmenter.model_type == "vit_h" and config.segmenter.device == "cuda"
     assert config.engine.frame_wait_s == 2.0 and isinstance(config.engine.frame_wait_s, float)
     assert config.memory == Config().memory

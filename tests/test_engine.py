@@ -62,7 +62,7 @@ def test_frame_selection_newest_or_nearest_stamp(make_engine):
     assert engine.select_frame(None).frame.stamp_ns == 400_000_000
     assert engine.select_frame(260_000_000).frame.stamp_ns == 300_000_000
     assert engine.select_frame(190_000_000).frame.stamp_ns == 200_000_000
-    with pytest.raises(InputError, match="no frame within 0.05 s"):
+    with pytest.raises(InputError, match=r"no frame within 0.05 s"):
         engine.select_frame(0)  # evicted from the ring buffer
     result = engine.handle(Instruction(targets(BOX), stamp_ns=0))
     assert result.error_kind == "bad_input" and "nearest is 0.200 s away" in result.error

@@ -66,7 +66,7 @@ def test_label_image_later_mask_wins_and_ids_fit_uint16():
     labels = label_image(np.stack([a, b]), [3, 700])
     assert labels.dtype == np.uint16
     assert labels[0, 2] == 3 and labels[0, 7] == 700 and labels[0, 20] == 0
-    with pytest.raises(ValueError, match="1..65535"):
+    with pytest.raises(ValueError, match=r"1..65535"):
         label_image(np.stack([a]), [70000])
     with pytest.raises(ValueError):
         label_image(np.stack([a]), [1, 2])

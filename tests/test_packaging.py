@@ -21,12 +21,23 @@ sys.meta_path.insert(0, Block())
 
 def test_core_imports_with_numpy_alone():
     modules = [
-        "reasonseg_ros", "reasonseg_ros.types", "reasonseg_ros.masks", "reasonseg_ros.memory",
-        "reasonseg_ros.config", "reasonseg_ros.engine", "reasonseg_ros.reasoner", "reasonseg_ros.reasoner.prompt",
-        "reasonseg_ros.segmenter", "reasonseg_ros.segmenter.sam_torch", "reasonseg_ros.messages",
-        "reasonseg_ros.overlay", "reasonseg_ros.cli",
+        "reasonseg_ros",
+        "reasonseg_ros.types",
+        "reasonseg_ros.masks",
+        "reasonseg_ros.memory",
+        "reasonseg_ros.config",
+        "reasonseg_ros.engine",
+        "reasonseg_ros.reasoner",
+        "reasonseg_ros.reasoner.prompt",
+        "reasonseg_ros.segmenter",
+        "reasonseg_ros.segmenter.sam_torch",
+        "reasonseg_ros.messages",
+        "reasonseg_ros.overlay",
+        "reasonseg_ros.cli",
     ]
-    script = BLOCKER + f"""
+    script = (
+        BLOCKER
+        + f"""
 import importlib
 for name in {modules!r}:
     importlib.import_module(name)
@@ -38,6 +49,7 @@ try:
 except MissingDependencyError as exc:
     print(exc)
 """
+    )
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, check=False)
     assert run.returncode == 0, run.stderr
     assert "pip install 'reasonseg_ros[torch]'" in run.stdout

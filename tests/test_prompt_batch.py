@@ -20,7 +20,9 @@ def test_coordinate_transform_matches_segment_anything(h, w):
 
 
 def test_points_only_batch_gets_one_pad_point_like_sam():
-    batch = batch_prompts([Prompt(points=[[1, 2]]), Prompt(points=[[3, 4], [5, 6]], point_labels=[1, 0])], (10, 10), (10, 10))
+    batch = batch_prompts(
+        [Prompt(points=[[1, 2]]), Prompt(points=[[3, 4], [5, 6]], point_labels=[1, 0])], (10, 10), (10, 10)
+    )
     assert batch.point_coords.shape == (2, 3, 2)
     np.testing.assert_array_equal(batch.point_labels, [[1, PAD_LABEL, PAD_LABEL], [1, 0, PAD_LABEL]])
     assert batch.boxes is None and batch.embeddings is None and batch.size == 2

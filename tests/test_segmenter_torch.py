@@ -64,7 +64,9 @@ def test_batched_decode_keeps_order_and_equals_single_decodes(tiny_sam, image, b
 
 @pytest.mark.parametrize(("h", "w"), [(240, 320), (300, 200), (97, 513)])
 def test_masks_come_back_at_the_original_size(segmenter, h, w):
-    result = segmenter.decode(segmenter.embed(scene(h, w)), [Prompt(box=[0, 0, w / 2, h / 2]), Prompt(points=[[w - 1, h - 1]])])
+    result = segmenter.decode(
+        segmenter.embed(scene(h, w)), [Prompt(box=[0, 0, w / 2, h / 2]), Prompt(points=[[w - 1, h - 1]])]
+    )
     assert result.masks.shape == (2, h, w)
 
 
@@ -107,7 +109,9 @@ def test_checkpoint_round_trip(tmp_path, tiny_sam, image):
     assert str(path) in loaded.name
     prompt = [Prompt(box=[50, 40, 200, 180])]
     ref = TorchSamSegmenter(tiny_sam)
-    np.testing.assert_array_equal(loaded.decode(loaded.embed(image), prompt).masks, ref.decode(ref.embed(image), prompt).masks)
+    np.testing.assert_array_equal(
+        loaded.decode(loaded.embed(image), prompt).masks, ref.decode(ref.embed(image), prompt).masks
+    )
 
 
 def test_missing_checkpoint_names_file_url_and_option(tmp_path):
@@ -117,14 +121,14 @@ def test_missing_checkpoint_names_file_url_and_option(tmp_path):
     assert str(tmp_path / "sam_vit_b_01ec64.pth") in message
     assert "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth" in message
     assert "segmenter.checkpoint" in message and "\n" not in message
-    with pytest.raises(CheckpointError, match="not found: .*nope.pth; set segmenter.checkpoint"):
+    with pytest.raises(CheckpointError, match=r"not found: .*nope.pth; set segmenter.checkpoint"):
         TorchSamSegmenter.from_config(SegmenterConfig(model_type="vit_h", checkpoint=str(tmp_path / "nope.pth")))
 
 
 def test_corrupt_checkpoint(tmp_path):
     path = tmp_path / "broken.pth"
     path.write_bytes(b"\x80\x04not really a checkpoint" * 10)
-    with pytest.raises(CheckpointError, match="cannot read SAM checkpoint .*broken.pth"):
+    with pytest.raises(CheckpointError, match=r"cannot read SAM checkpoint .*broken.pth"):
         TorchSamSegmenter.from_config(SegmenterConfig(model_type="vit_tiny", checkpoint=str(path)))
 
 
@@ -142,12 +146,12 @@ def test_checkpoint_loading_runs_no_pickled_code(tmp_path):
 def test_checkpoint_of_another_architecture_names_the_fix(tmp_path, tiny_sam):
     path = tmp_path / "vit_b_like.pth"
     torch.save({"image_encoder.patch_embed.proj.weight": torch.zeros(768, 3, 16, 16)}, path)
-    with pytest.raises(CheckpointError, match="is a SAM vit_b checkpoint but segmenter.model_type is vit_tiny: set"):
+    with pytest.raises(CheckpointError, match=r"is a SAM vit_b checkpoint but segmenter.model_type is vit_tiny: set"):
         TorchSamSegmenter.from_config(SegmenterConfig(model_type="vit_tiny", checkpoint=str(path)))
     state = tiny_sam.state_dict()
     state.pop("mask_decoder.iou_token.weight")
     torch.save(state, path)
-    with pytest.raises(CheckpointError, match="does not match SAM vit_tiny: .*iou_token"):
+    with pytest.raises(CheckpointError, match=r"does not match SAM vit_tiny: .*iou_token"):
         TorchSamSegmenter.from_config(SegmenterConfig(model_type="vit_tiny", checkpoint=str(path)))
 
 

@@ -63,7 +63,11 @@ def _parse(text: str) -> dict[str, Any]:
     unknown = set(data) - {"targets", "rejections", "reply"}
     if unknown:
         raise InputError(f"unknown keys {sorted(unknown)}; expected targets, rejections, reply")
-    request = {"targets": data.get("targets", []), "rejections": data.get("rejections", []), "reply": data.get("reply", "")}
+    request = {
+        "targets": data.get("targets", []),
+        "rejections": data.get("rejections", []),
+        "reply": data.get("reply", ""),
+    }
     for key in ("targets", "rejections"):
         if not isinstance(request[key], list):
             raise InputError(f"'{key}' must be a list")

@@ -79,7 +79,9 @@ class ReasonsegNode(Node):
         )
         image_qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=node_cfg.image_qos_depth, reliability=reliability)
         command_qos = QoSProfile(
-            history=HistoryPolicy.KEEP_LAST, depth=node_cfg.instruction_qos_depth, reliability=ReliabilityPolicy.RELIABLE
+            history=HistoryPolicy.KEEP_LAST,
+            depth=node_cfg.instruction_qos_depth,
+            reliability=ReliabilityPolicy.RELIABLE,
         )
         self._overlay_pub = self.create_publisher(Image, "overlay", 1)
         outputs = Outputs(
@@ -105,14 +107,24 @@ class ReasonsegNode(Node):
             Image, "image", self.core.on_image, image_qos, callback_group=MutuallyExclusiveCallbackGroup()
         )
         self.create_subscription(
-            CameraInfo, "camera_info", self.core.on_camera_info, image_qos, callback_group=MutuallyExclusiveCallbackGroup()
+            CameraInfo,
+            "camera_info",
+            self.core.on_camera_info,
+            image_qos,
+            callback_group=MutuallyExclusiveCallbackGroup(),
         )
         self.create_subscription(
-            String, "instruction", self.core.on_instruction, command_qos, callback_group=MutuallyExclusiveCallbackGroup()
+            String,
+            "instruction",
+            self.core.on_instruction,
+            command_qos,
+            callback_group=MutuallyExclusiveCallbackGroup(),
         )
         services = ReentrantCallbackGroup()
         self.create_service(Trigger, "reset", self._on_reset, callback_group=services)
-        self._diagnostics_pub = self.create_publisher(get_message("diagnostic_msgs/msg/DiagnosticArray"), "/diagnostics", 1)
+        self._diagnostics_pub = self.create_publisher(
+            get_message("diagnostic_msgs/msg/DiagnosticArray"), "/diagnostics", 1
+        )
         self.create_timer(node_cfg.diagnostics_period_s, self._publish_diagnostics, callback_group=services)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._worker = threading.Thread(target=self.core.run, args=(self._stop,), name="reasonseg-worker", daemon=True)

@@ -188,7 +188,9 @@ class NodeCore:
                 out.detections(objects_to_detections(self.types, header, result.objects, result.image_size))
             if out.overlay and cfg.publish_overlay and result.image is not None and out.overlay_wanted():
                 picture = draw_overlay(result.image, masks, result.objects)
-                out.overlay(numpy_to_image(self.types["sensor_msgs/msg/Image"], header, picture, "rgb8", self._wrap_data))
+                out.overlay(
+                    numpy_to_image(self.types["sensor_msgs/msg/Image"], header, picture, "rgb8", self._wrap_data)
+                )
             text = rejection_text(result)
             if text and out.rejection and cfg.publish_rejection:
                 out.rejection(self.string(text))

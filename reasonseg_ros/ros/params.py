@@ -105,6 +105,8 @@ def field_docs(cls: type, prefix: str = "") -> dict[str, str]:
         name = node.target.id
         if dataclasses.is_dataclass(hints.get(name)):
             docs.update(field_docs(hints[name], f"{prefix}{name}."))
-        elif isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant) and isinstance(after.value.value, str):
+        elif (
+            isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant) and isinstance(after.value.value, str)
+        ):
             docs[f"{prefix}{name}"] = " ".join(after.value.value.split())
     return docs

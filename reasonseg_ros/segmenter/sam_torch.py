@@ -215,9 +215,7 @@ class TorchSamSegmenter:
             tokens.append(corners)
         if batch.embeddings is not None:
             if batch.embeddings.shape[-1] != pad.shape[0]:
-                raise InputError(
-                    f"prompt embeddings are {batch.embeddings.shape[-1]}-d, SAM expects {pad.shape[0]}-d"
-                )
+                raise InputError(f"prompt embeddings are {batch.embeddings.shape[-1]}-d, SAM expects {pad.shape[0]}-d")
             extra = torch.as_tensor(batch.embeddings, device=self.device, dtype=pad.dtype).clone()
             extra[torch.as_tensor(~batch.embedding_mask, device=self.device)] = pad
             tokens.append(extra)

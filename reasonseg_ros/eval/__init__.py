@@ -1,0 +1,1 @@
+"""Bag replay evaluation, metrics and dataset converters (rosbags, never rclpy)."""
