@@ -185,7 +185,7 @@ class NodeCore:
                 labels = label_image(masks, [o.object_id for o in result.objects])
                 out.masks(label_image_to_msg(self.types["sensor_msgs/msg/Image"], header, labels, self._wrap_data))
             if out.detections and cfg.publish_detections:
-                out.detections(objects_to_detections(self.types, header, result.objects, result.image_size))
+                out.detections(objects_to_detections(self.types, header, result.objects))
             if out.overlay and cfg.publish_overlay and result.image is not None and out.overlay_wanted():
                 picture = draw_overlay(result.image, masks, result.objects)
                 out.overlay(

@@ -1,0 +1,134 @@
+"""A round as JSON (schema in docs/result_schema.md), and the instruction envelope."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from reasonseg_ros.errors import InputError
+from reasonseg_ros.types import Instruction, RoundResult
+
+SCHEMA_VERSION = 1
+ENVELOPE_KEYS = {"text", "session", "stamp", "stamp_ns"}
+
+
+def round_to_dict(result: RoundResult, *, include_masks: bool = True) -> dict[str, Any]:
+    frame = None
+    if result.image_size is not None:
+        frame = {
+            "stamp_ns": result.frame_stamp_ns,
+            "frame_id": result.frame_id,
+            "height": result.image_size[0],
+            "width": result.image_size[1],
+        }
+    objects = []
+    for obj in result.objects:
+        entry: dict[str, Any] = {
+            "id": obj.object_id,
+            "label": obj.label,
+            "score": round(float(obj.score), 6),
+            "box": [float(v) for v in obj.box],
+            "area": obj.area,
+            "round": obj.round_index,
+        }
+        if include_masks:
+            entry["mask"] = obj.rle
+        objects.append(entry)
+    data: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "session": result.session,
+        "round": result.round_index,
+        "instruction": result.instruction,
+        "reply": result.reply,
+        "ok": result.ok,
+        "error": None if result.ok else {"kind": result.error_kind, "message": result.error},
+        "frame": frame,
+        "objects": objects,
+        "rejections": [{"phrase": r.phrase, "reason": r.reason} for r in result.rejections],
+        "warnings": list(result.warnings),
+        "timings_ms": {k: round(v, 3) for k, v in result.timings_ms.items()},
+        "embedding_cached": result.embedding_cached,
+    }
+    if result.raw_output is not None:
+        data["raw_output"] = result.raw_output
+    return data
+
+
+def round_to_json(result: RoundResult, *, include_masks: bool = True) -> str:
+    """The round as one line of JSON."""
+    return json.dumps(round_to_dict(result, include_masks=include_masks), ensure_ascii=False)
+
+
+def round_from_json(text: str) -> dict[str, Any]:
+    """Parse a result published by this package; refuses other schema versions."""
+    data = json.loads(text)
+    if not isinstance(data, dict) or data.get("schema_version") != SCHEMA_VERSION:
+        found = data.get("schema_version") if isinstance(data, dict) else type(data).__name__
+        raise ValueError(f"result schema version {found!r}, this reader knows {SCHEMA_VERSION}")
+    return data
+
+
+def rejection_text(result: RoundResult) -> str | None:
+    """One sentence per rejected target, or None when nothing was rejected."""
+    if not result.rejections:
+        return None
+    sentences = []
+    for rejection in result.rejections:
+        reason = f": {rejection.reason}" if rejection.reason else ""
+        sentences.append(f'No "{rejection.phrase}" found{reason}.')
+    return " ".join(sentences)
+
+
+def parse_instruction(text: str, default_session: str = "default") -> Instruction:
+    """An instruction from the topic's text: plain text, or the JSON envelope ``{"text", "session", "stamp"}``.
+
+    A JSON object without a ``"text"`` key is not an envelope: it is the
+    instruction itself (the ``prompt`` reasoner takes JSON targets).
+    ``stamp`` is ``{"sec": int, "nanosec": int}`` (ROS time) or seconds as a
+    number; ``stamp_ns`` gives integer nanoseconds.
+    """
+    if not isinstance(text, str):
+        raise InputError(f"an instruction must be text, got {type(text).__name__}")
+    stripped = text.lstrip()
+    if not stripped.startswith("{"):
+        return Instruction(text, None, default_session)
+    try:
+        data = json.loads(stripped)
+    except json.JSONDecodeError:
+        return Instruction(text, None, default_session)
+    if not isinstance(data, dict) or "text" not in data:
+        return Instruction(text, None, default_session)
+    unknown = set(data) - ENVELOPE_KEYS
+    if unknown:
+        raise InputError(f"instruction envelope has unknown keys {sorted(unknown)}; expected {sorted(ENVELOPE_KEYS)}")
+    body = data["text"]
+    if not isinstance(body, str):
+        raise InputError("the envelope's 'text' must be a string")
+    session = data.get("session", default_session)
+    if not isinstance(session, str) or not session:
+        raise InputError("the envelope's 'session' must be a non-empty string")
+    return Instruction(body, _stamp_ns(data), session)
+
+
+def _stamp_ns(data: dict[str, Any]) -> int | None:
+    if "stamp" in data and "stamp_ns" in data:
+        raise InputError("give either 'stamp' or 'stamp_ns', not both")
+    if "stamp_ns" in data:
+        value = data["stamp_ns"]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise InputError(f"'stamp_ns' must be a non-negative integer, got {value!r}")
+        return value
+    stamp = data.get("stamp")
+    if stamp is None:
+        return None
+    if isinstance(stamp, dict):
+        sec, nanosec = stamp.get("sec"), stamp.get("nanosec", 0)
+        if set(stamp) - {"sec", "nanosec"} or not all(
+            isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (sec, nanosec)
+        ):
+            raise InputError(f'\'stamp\' must be {{"sec": int, "nanosec": int}} or seconds, got {stamp!r}')
+        return sec * 1_000_000_000 + nanosec
+    if isinstance(stamp, int | float) and not isinstance(stamp, bool) and math.isfinite(stamp) and stamp >= 0:
+        return round(stamp * 1e9)
+    raise InputError(f'\'stamp\' must be {{"sec": int, "nanosec": int}} or seconds, got {stamp!r}')

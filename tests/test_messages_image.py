@@ -1,0 +1,139 @@
+import array
+
+import numpy as np
+import pytest
+
+from reasonseg_ros.errors import InputError
+from reasonseg_ros.messages import image_to_numpy, image_to_rgb, label_image_to_msg, numpy_to_image
+
+rosbags_types = pytest.importorskip("reasonseg_ros.messages.rosbags_types")
+pytest.importorskip("rosbags", reason="the eval extra (rosbags) is not installed")
+
+
+@pytest.fixture(scope="module")
+def ts():
+    return rosbags_types.typestore()
+
+
+def header(ts, sec=3, nanosec=5, frame_id="cam"):
+    return ts.types["std_msgs/msg/Header"](
+        stamp=ts.types["builtin_interfaces/msg/Time"](sec=sec, nanosec=nanosec), frame_id=frame_id
+    )
+
+
+def make(ts, pixels_bytes, height, width, encoding, step, big=0):
+    return ts.types["sensor_msgs/msg/Image"](
+        header=header(ts),
+        height=height,
+        width=width,
+        encoding=encoding,
+        is_bigendian=big,
+        step=step,
+        data=np.frombuffer(pixels_bytes, dtype=np.uint8).copy(),
+    )
+
+
+RGB = np.random.default_rng(0).integers(0, 256, (5, 7, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize(
+    ("encoding", "pixels"),
+    [
+        ("rgb8", RGB),
+        ("bgr8", RGB[:, :, ::-1]),
+        ("rgba8", np.concatenate([RGB, np.full((5, 7, 1), 9, np.uint8)], axis=2)),
+        ("bgra8", np.concatenate([RGB[:, :, ::-1], np.full((5, 7, 1), 9, np.uint8)], axis=2)),
+    ],
+)
+@pytest.mark.parametrize("padding", [0, 3])
+def test_colour_encodings_to_rgb(ts, encoding, pixels, padding):
+    channels = pixels.shape[2]
+    step = 7 * channels + padding
+    rows = np.zeros((5, step), dtype=np.uint8)
+    rows[:, : 7 * channels] = pixels.reshape(5, -1)
+    rows[:, 7 * channels :] = 255  # padding bytes must never leak into the image
+    msg = make(ts, rows.tobytes(), 5, 7, encoding, step)
+    np.testing.assert_array_equal(image_to_rgb(msg), RGB)
+
+
+def test_rgb8_without_padding_is_zero_copy(ts):
+    msg = make(ts, RGB.tobytes(), 5, 7, "rgb8", 21)
+    out = image_to_rgb(msg)
+    assert np.shares_memory(out, msg.data)
+    assert not out.flags.writeable
+
+
+def test_mono8_and_mono16_both_byte_orders(ts):
+    gray = np.arange(35, dtype=np.uint8).reshape(5, 7)
+    rgb = image_to_rgb(make(ts, gray.tobytes(), 5, 7, "mono8", 7))
+    assert rgb.shape == (5, 7, 3) and (rgb[:, :, 0] == gray).all() and (rgb[:, :, 2] == gray).all()
+    deep = np.arange(35, dtype=np.uint16).reshape(5, 7) * 1000
+    for big, raw in ((0, deep.astype("<u2").tobytes()), (1, deep.astype(">u2").tobytes())):
+        msg = make(ts, raw, 5, 7, "mono16", 14, big=big)
+        native = image_to_numpy(msg)
+        np.testing.assert_array_equal(native, deep)
+        np.testing.assert_array_equal(image_to_rgb(msg)[:, :, 1], (deep >> 8).astype(np.uint8))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [bytes(RGB.tobytes()), bytearray(RGB.tobytes()), array.array("B", RGB.tobytes()), list(RGB.tobytes())],
+    ids=["bytes", "bytearray", "array", "list"],
+)
+def test_every_data_container(data):
+    class Msg:  # the shape of an rclpy message: fields only
+        height, width, encoding, is_bigendian, step = 5, 7, "rgb8", False, 21
+
+    msg = Msg()
+    msg.data = data
+    np.testing.assert_array_equal(image_to_rgb(msg), RGB)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"encoding": "yuv422"}, "encoding 'yuv422' is not supported (supported: rgb8, bgr8"),
+        ({"height": 0}, "image is empty"),
+        ({"width": 0}, "image is empty"),
+        ({"step": 20}, "step 20 is smaller than a row of 7 rgb8 pixels (21 bytes)"),
+        ({"data": np.zeros(0, np.uint8)}, "image data is empty"),
+        ({"data": np.zeros(100, np.uint8)}, "image data has 100 bytes; 7×5 rgb8 with step 21 needs 105"),
+        ({"height": 6}, "needs 126"),
+    ],
+)
+def test_bad_images_are_clear_errors(ts, change, message):
+    fields = {
+        "header": header(ts),
+        "height": 5,
+        "width": 7,
+        "encoding": "rgb8",
+        "is_bigendian": 0,
+        "step": 21,
+        "data": np.frombuffer(RGB.tobytes(), np.uint8).copy(),
+    }
+    fields.update(change)
+    with pytest.raises(InputError) as info:
+        image_to_rgb(ts.types["sensor_msgs/msg/Image"](**fields))
+    assert message in str(info.value)
+
+
+def test_label_image_message_round_trips_through_cdr(ts):
+    labels = np.zeros((6, 9), dtype=np.uint16)
+    labels[1:3, 2:5] = 7
+    labels[4, 8] = 65535
+    msg = label_image_to_msg(ts.types["sensor_msgs/msg/Image"], header(ts), labels)
+    assert (msg.encoding, msg.step, msg.is_bigendian, msg.height, msg.width) == ("mono16", 18, 0, 6, 9)
+    back = ts.deserialize_cdr(ts.serialize_cdr(msg, "sensor_msgs/msg/Image"), "sensor_msgs/msg/Image")
+    np.testing.assert_array_equal(image_to_numpy(back), labels)
+    assert back.header.stamp.sec == 3 and back.header.frame_id == "cam"
+
+
+def test_numpy_to_image_rgb8_and_wrapping(ts):
+    msg = numpy_to_image(ts.types["sensor_msgs/msg/Image"], header(ts), RGB, "rgb8")
+    np.testing.assert_array_equal(image_to_rgb(msg), RGB)
+    wrapped = numpy_to_image(
+        ts.types["sensor_msgs/msg/Image"], header(ts), RGB, "rgb8", lambda a: array.array("B", a.tobytes())
+    )
+    assert isinstance(wrapped.data, array.array) and len(wrapped.data) == RGB.size
+    with pytest.raises(ValueError, match="mono16 needs"):
+        numpy_to_image(ts.types["sensor_msgs/msg/Image"], header(ts), RGB, "mono16")
