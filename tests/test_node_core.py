@@ -1,0 +1,222 @@
+"""The node's behaviour (rclpy-free) with rosbags' message classes, the tiny SAM and the prompt reasoner."""
+
+import json
+
+import numpy as np
+import pytest
+from helpers import scene, targets
+
+from reasonseg_ros.messages import detections_to_boxes, image_to_numpy, round_from_json
+from reasonseg_ros.ros.node_core import NodeCore, Outputs
+
+rosbags_types = pytest.importorskip("reasonseg_ros.messages.rosbags_types")
+pytest.importorskip("rosbags", reason="the eval extra (rosbags) is not installed")
+pytest.importorskip("torch", reason="the torch extra is not installed")
+
+BOX = {"label": "mug", "box": [10, 10, 60, 40]}
+
+
+@pytest.fixture(scope="module")
+def ts():
+    return rosbags_types.typestore()
+
+
+class Sink:
+    """Publish callables that keep what they were given."""
+
+    def __init__(self, overlay_wanted=False):
+        self.topics = {name: [] for name in ("masks", "detections", "result", "rejection", "overlay")}
+        self.overlay_wanted = overlay_wanted
+
+    def outputs(self):
+        return Outputs(**{k: v.append for k, v in self.topics.items()}, overlay_wanted=lambda: self.overlay_wanted)
+
+    def results(self):
+        return [round_from_json(m.data) for m in self.topics["result"]]
+
+
+def image_msg(ts, stamp_ns=0, height=48, width=64, seed=0, encoding="bgr8", **change):
+    pixels = scene(height, width, seed)
+    fields = {
+        "header": ts.types["std_msgs/msg/Header"](
+            stamp=ts.types["builtin_interfaces/msg/Time"](sec=stamp_ns // 10**9, nanosec=stamp_ns % 10**9),
+            frame_id="camera",
+        ),
+        "height": height,
+        "width": width,
+        "encoding": encoding,
+        "is_bigendian": 0,
+        "step": width * 3,
+        "data": np.frombuffer(pixels.tobytes(), np.uint8).copy(),
+    }
+    fields.update(change)
+    return ts.types["sensor_msgs/msg/Image"](**fields)
+
+
+def string(ts, text):
+    return ts.types["std_msgs/msg/String"](data=text)
+
+
+@pytest.fixture
+def node(ts, make_engine):
+    def build(overrides=None, overlay_wanted=False):
+        sink = Sink(overlay_wanted)
+        engine = make_engine(overrides)
+        core = NodeCore(engine, ts.types, sink.outputs(), engine.config.node, now_ns=lambda: 10**9)
+        return core, sink
+
+    return build
+
+
+def test_normal_round_publishes_masks_detections_and_result(ts, node):
+    core, sink = node()
+    core.on_image(image_msg(ts, stamp_ns=5))
+    core.on_instruction(string(ts, targets(BOX, {"label": "dot", "points": [[50, 20]]})))
+    assert core.queue_depth == 1 and sink.results() == []  # the callback only queues
+    assert core.process_next() is True and core.process_next() is False
+
+    (result,) = sink.results()
+    assert result["ok"] and [o["label"] for o in result["objects"]] == ["mug", "dot"]
+    (masks,) = sink.topics["masks"]
+    assert masks.encoding == "mono16" and masks.header.stamp.nanosec == 5 and masks.header.frame_id == "camera"
+    labels = image_to_numpy(masks)
+    assert set(np.unique(labels)) <= {0, 1, 2} and labels.shape == (48, 64)
+    (detections,) = sink.topics["detections"]
+    assert [(d[0], d[1]) for d in detections_to_boxes(detections)] == [("1", "mug"), ("2", "dot")]
+    assert sink.topics["rejection"] == [] and sink.topics["overlay"] == []
+    for name, msg in (("sensor_msgs/msg/Image", masks), ("vision_msgs/msg/Detection2DArray", detections)):
+        ts.deserialize_cdr(ts.serialize_cdr(msg, name), name)
+
+
+def test_overlay_only_while_subscribed(ts, node):
+    core, sink = node(overlay_wanted=True)
+    core.on_image(image_msg(ts))
+    core.on_instruction(string(ts, targets(BOX)))
+    core.process_next()
+    (overlay,) = sink.topics["overlay"]
+    assert overlay.encoding == "rgb8" and (overlay.height, overlay.width) == (48, 64)
+    sink.overlay_wanted = False
+    core.on_instruction(string(ts, targets(BOX)))
+    core.process_next()
+    assert len(sink.topics["overlay"]) == 1 and len(sink.topics["masks"]) == 2
+
+
+def test_frame_chosen_by_the_envelope_stamp(ts, node):
+    core, sink = node()
+    for i in range(3):
+        core.on_image(image_msg(ts, stamp_ns=i * 100_000_000, seed=i))
+    envelope = {"text": targets(BOX), "stamp": {"sec": 0, "nanosec": 110_000_000}, "session": "kitchen"}
+    core.on_instruction(string(ts, json.dumps(envelope)))
+    core.process_next()
+    (result,) = sink.results()
+    assert result["frame"]["stamp_ns"] == 100_000_000 and result["session"] == "kitchen"
+    assert sink.topics["masks"][0].header.stamp.nanosec == 100_000_000
+
+
+def test_multi_target_and_rejection_round(ts, node):
+    core, sink = node()
+    core.on_image(image_msg(ts))
+    text = targets(
+        BOX, {"label": "plate", "box": [30, 5, 63, 47]}, rejections=[{"phrase": "red cup", "reason": "absent"}]
+    )
+    core.on_instruction(string(ts, text))
+    core.process_next()
+    (result,) = sink.results()
+    assert len(result["objects"]) == 2 and result["rejections"] == [{"phrase": "red cup", "reason": "absent"}]
+    assert [m.data for m in sink.topics["rejection"]] == ['No "red cup" found: absent.']
+
+
+def test_reset_clears_memory(ts, node):
+    core, sink = node()
+    core.on_image(image_msg(ts))
+    core.on_instruction(string(ts, targets(BOX)))
+    core.process_next()
+    assert core.reset(None) == (True, "cleared all sessions (1 with memory)")
+    core.on_instruction(string(ts, targets({"object_id": 1})))
+    core.process_next()
+    assert "not in the memory" in sink.results()[-1]["error"]["message"]
+
+
+def test_full_queue_drops_the_oldest_with_an_error_result(ts, node):
+    core, sink = node({"node.instruction_queue_size": 2})
+    core.on_image(image_msg(ts))
+    for i in range(5):
+        core.on_instruction(string(ts, targets({**BOX, "label": f"t{i}"})))
+    assert core.queue_depth == 2
+    dropped = sink.results()
+    assert [r["error"]["kind"] for r in dropped] == ["dropped"] * 3
+    assert [json.loads(r["instruction"])["targets"][0]["label"] for r in dropped] == ["t0", "t1", "t2"]
+    assert "node.instruction_queue_size is 2" in dropped[0]["error"]["message"]
+    while core.process_next():
+        pass
+    done = sink.results()[3:]
+    assert [r["objects"][0]["label"] for r in done] == ["t3", "t4"]
+    assert core.counters["instructions_dropped"] == 3 and core.counters["rounds_ok"] == 2
+
+
+def test_bad_images_and_instructions_are_reported_and_later_rounds_succeed(ts, node):
+    logs = []
+    core, sink = node()
+    core._log = lambda level, text: logs.append((level, text))
+    core.on_image(image_msg(ts, step=10))
+    core.on_image(image_msg(ts, encoding="yuv422"))
+    core.on_image(image_msg(ts, data=np.zeros(0, np.uint8)))
+    assert core.counters["frames_rejected"] == 3 and core.counters["frames_received"] == 0
+    assert any("step 10 is smaller" in text for _, text in logs)
+    core.on_instruction(string(ts, '{"text": 5}'))  # a malformed envelope: answered at once
+    core.on_instruction(string(ts, targets(BOX)))  # no frame yet
+    core.process_next()
+    errors = sink.results()
+    assert errors[0]["error"]["kind"] == "bad_input" and "'text' must be a string" in errors[0]["error"]["message"]
+    assert "no camera frame received yet" in errors[1]["error"]["message"]
+    core.on_image(image_msg(ts))
+    core.on_instruction(string(ts, ""))
+    core.on_instruction(string(ts, targets(BOX)))
+    core.process_next()
+    core.process_next()
+    assert [r["ok"] for r in sink.results()[2:]] == [False, True]
+    status = core.status()
+    assert status["frames_rejected"] == "3" and status["rounds_ok"] == "1" and "round_latency_ms_p50" in status
+
+
+def test_diagnostics_message(ts, node):
+    core, _ = node()
+    array = core.diagnostics(5, "/reasonseg")
+    (status,) = array.status
+    assert status.level == ts.types["diagnostic_msgs/msg/DiagnosticStatus"].WARN
+    assert status.message == "no camera frame received yet"
+    keys = {kv.key for kv in status.values}
+    assert {"segmenter", "queue_depth", "frames_received", "instructions_dropped"} <= keys
+    name = "diagnostic_msgs/msg/DiagnosticArray"
+    ts.deserialize_cdr(ts.serialize_cdr(array, name), name)
+    core.on_image(image_msg(ts))
+    assert core.diagnostics(6, "/reasonseg").status[0].level == ts.types["diagnostic_msgs/msg/DiagnosticStatus"].OK
+
+
+def test_flood_stays_bounded_and_answers_every_instruction(ts, node):
+    """100 Hz images and 10 Hz instructions for a simulated 60 s, the model keeping up with every other one."""
+    core, sink = node({"memory.max_rounds": 20, "memory.max_objects": 30, "node.instruction_queue_size": 4})
+    engine = core.engine
+    image = image_msg(ts)
+    sent = 0
+    for tick in range(6000):
+        image.header.stamp.sec, image.header.stamp.nanosec = divmod(tick * 10_000_000, 10**9)
+        core.on_image(image)
+        if tick % 10 == 0:
+            core.on_instruction(string(ts, targets({**BOX, "label": f"i{sent}"})))
+            sent += 1
+        if tick % 20 == 0:
+            core.process_next()
+        assert core.queue_depth <= 4
+    while core.process_next():
+        pass
+    results = sink.results()
+    assert len(results) == sent == 600
+    labels = sorted(json.loads(r["instruction"])["targets"][0]["label"] for r in results)
+    assert labels == sorted(f"i{i}" for i in range(600))  # each instruction answered exactly once
+    assert all(r["ok"] or r["error"]["kind"] == "dropped" for r in results)
+    assert core.counters["instructions_dropped"] > 0
+    assert len(engine._frames) <= engine.config.engine.frame_buffer_size
+    assert len(engine._embeddings) <= engine.config.engine.embedding_cache_size
+    view = engine.memory.view("default")
+    assert len(view.rounds) == 20 and len(view.objects) == 30
