@@ -11,7 +11,7 @@ EXTRAS = {
     "onnx": ["onnx>=1.15", "onnxruntime>=1.17"],
     "tensorrt": ["tensorrt>=10", "cuda-python"],
     "vlm": ["transformers>=4.50", "accelerate", "pillow"],
-    "eval": ["rosbags>=0.10", "pycocotools>=2.0.7", "matplotlib"],
+    "eval": ["rosbags>=0.10", "pycocotools>=2.0.7", "matplotlib", "tqdm"],
     "test": ["pytest>=8", "ruff>=0.5", "rosbags>=0.10", "pillow"],
 }
 EXTRAS["all"] = sorted({req for name, reqs in EXTRAS.items() if name != "tensorrt" for req in reqs})

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from reasonseg_ros.config import Config, load_config
+from reasonseg_ros.config import Config, load_config, to_dict
 from reasonseg_ros.deps import available, require
 from reasonseg_ros.errors import ReasonsegError
 
@@ -101,7 +101,44 @@ def cmd_info(args: argparse.Namespace) -> int:
             where = str(found[name]) if name in found else f"not cached ({arch.url})"
             print(f"  {name:8s} {where}")
     print("config:")
-    print(json.dumps({"segmenter": vars(config.segmenter), "reasoner": vars(config.reasoner)}, indent=2))
+    print(json.dumps({"segmenter": to_dict(config.segmenter), "reasoner": to_dict(config.reasoner)}, indent=2))
+    return 0
+
+
+def cmd_demo_bag(args: argparse.Namespace) -> int:
+    from reasonseg_ros.eval.demo_bag import write_demo_bag
+
+    try:
+        path = write_demo_bag(args.out, frames=args.frames)
+    except (FileExistsError, ValueError) as exc:
+        raise ReasonsegError(str(exc)) from exc
+    print(f"wrote {path} (MCAP) with its ground truth {path / 'ground_truth.jsonl'}")
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from reasonseg_ros.eval.replay import ReplayOptions, replay
+    from reasonseg_ros.eval.report import write_report
+
+    config = load(args)
+    options = ReplayOptions(
+        mode=args.mode,
+        image_topic=args.image_topic,
+        instruction_topic=args.instruction_topic,
+        ground_truth=Path(args.gt) if args.gt else None,
+        rate=args.rate,
+        progress=not args.quiet,
+    )
+    try:
+        run = replay(args.bag, config, args.out, options)
+    except (ValueError, FileExistsError) as exc:
+        raise ReasonsegError(str(exc)) from exc
+    written = write_report(run, args.out)
+    m = run.metrics
+    print(f"gIoU {m['gIoU']}, cIoU {m['cIoU']}, N-acc {m['N-acc']}, T-acc {m['T-acc']} over {m['samples']} samples")
+    for problem in run.run["mismatches"]:
+        print(f"mismatch: {problem}", file=sys.stderr)
+    print("wrote " + ", ".join(str(p) for p in written))
     return 0
 
 
@@ -120,6 +157,23 @@ def build_parser() -> argparse.ArgumentParser:
     segment.add_argument("--session", default="default")
     common(segment)
     segment.set_defaults(run=cmd_segment)
+
+    demo = sub.add_parser("demo-bag", help="write a synthetic bag with a multi-round dialogue and exact ground truth")
+    demo.add_argument("--out", required=True, help="output bag folder (must not exist)")
+    demo.add_argument("--frames", type=int, default=40, help="frames at 10 Hz (default 40)")
+    demo.set_defaults(run=cmd_demo_bag)
+
+    rep = sub.add_parser("replay", help="drive the engine from a bag as the node would, score it, write a report")
+    rep.add_argument("bag", help="input bag (folder, .mcap or .db3)")
+    rep.add_argument("--out", required=True, help="output folder: output_bag/, metrics.json, report.md, plots")
+    rep.add_argument("--gt", help="ground-truth JSON lines (default: ground_truth.jsonl in the bag folder)")
+    rep.add_argument("--mode", choices=["deterministic", "realtime"], default="deterministic")
+    rep.add_argument("--rate", type=float, default=1.0, help="playback rate in realtime mode")
+    rep.add_argument("--image-topic", help="default: replay.image_topic of the config")
+    rep.add_argument("--instruction-topic", help="default: replay.instruction_topic of the config")
+    rep.add_argument("--quiet", action="store_true", help="no progress bar")
+    common(rep)
+    rep.set_defaults(run=cmd_replay)
 
     info = sub.add_parser("info", help="which backends and checkpoints are available")
     common(info)

@@ -40,8 +40,20 @@ class SegmenterConfig:
 
 
 @dataclass
+class OracleConfig:
+    prompt: Literal["box", "points", "box+points"] = "box"
+    """What the oracle samples from each ground-truth mask."""
+    points_inside: int = 3
+    """Positive points per object (points modes)."""
+    points_outside: int = 1
+    """Negative points per object (points modes)."""
+
+
+@dataclass
 class ReasonerConfig:
-    backend: Literal["prompt"] = "prompt"
+    backend: Literal["prompt", "oracle"] = "prompt"
+    """prompt: JSON boxes/points/ids; oracle: prompts from ground truth (bag replay only)."""
+    oracle: OracleConfig = field(default_factory=OracleConfig)
 
 
 @dataclass
@@ -103,12 +115,25 @@ class NodeConfig:
 
 
 @dataclass
+class ReplayConfig:
+    """Topics that bag replay reads (``reasonseg replay``); the command line can override them."""
+
+    image_topic: str = "/camera/image"
+    """Images (sensor_msgs/Image)."""
+    instruction_topic: str = "/instruction"
+    """Instructions (std_msgs/String: text or the JSON envelope)."""
+    ground_truth_topic: str = "/ground_truth"
+    """Ground-truth records (std_msgs/String JSON), used when no sidecar file is given."""
+
+
+@dataclass
 class Config:
     segmenter: SegmenterConfig = field(default_factory=SegmenterConfig)
     reasoner: ReasonerConfig = field(default_factory=ReasonerConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
     memory: MemoryConfig = field(default_factory=MemoryConfig)
     node: NodeConfig = field(default_factory=NodeConfig)
+    replay: ReplayConfig = field(default_factory=ReplayConfig)
 
     def validate(self) -> Config:
         """Check the ranges the types cannot express; returns self."""

@@ -71,3 +71,10 @@ def test_no_samples_and_size_mismatch():
     assert empty["samples"] == 0 and empty["gIoU"] is None and empty["cIoU"] is None and empty["N-acc"] is None
     with pytest.raises(ValueError, match="different sizes"):
         score_sample(Sample([A], [box(0, 0, 2, 2, h=5, w=5)]))
+
+
+def test_ignore_region_is_left_out():
+    ignore = box(0, 0, 2, 5)  # the left 10 px of A
+    score = score_sample(Sample([A], [B], ignore=ignore))
+    # A minus ignore = cols 2-3 (10 px), B = cols 2-5 (20 px): I = 10, U = 20
+    assert (score.intersection, score.union) == (10, 20)

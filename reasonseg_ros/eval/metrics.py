@@ -27,6 +27,8 @@ class Sample:
     """Empty when the referred object is absent (a no-target sample)."""
     round_index: int = 0
     timings_ms: dict[str, float] = field(default_factory=dict)
+    ignore: RLE | None = None
+    """Pixels left out of scoring (ReasonSeg's "ignore" regions)."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,10 @@ def score_sample(sample: Sample) -> SampleScore:
         raise ValueError(f"masks of different sizes in one sample: {sorted({tuple(r['size']) for r in rles})}")
     predicted = _union(sample.predicted, size)
     expected = _union(sample.expected, size)
+    if sample.ignore is not None:
+        keep = ~utils.decode(_coco(sample.ignore)).astype(bool)
+        predicted = utils.encode(np.asfortranarray(utils.decode(predicted).astype(bool) & keep, dtype=np.uint8))
+        expected = utils.encode(np.asfortranarray(utils.decode(expected).astype(bool) & keep, dtype=np.uint8))
     intersection = int(utils.area(utils.merge([predicted, expected], intersect=True)))
     union = int(utils.area(utils.merge([predicted, expected], intersect=False)))
     has_target = bool(sample.expected) and int(utils.area(expected)) > 0

@@ -12,6 +12,10 @@ def create_reasoner(config: ReasonerConfig) -> Reasoner:
         from reasonseg_ros.reasoner.prompt import PromptReasoner
 
         return PromptReasoner()
+    if config.backend == "oracle":
+        from reasonseg_ros.reasoner.oracle import OracleReasoner
+
+        return OracleReasoner(config.oracle)
     raise ConfigError(f"reasoner.backend '{config.backend}' is not available")
 
 

@@ -81,6 +81,7 @@ class NodeCore:
         self._log = log or (lambda level, text: None)
         self._now_ns = now_ns
         self._queue: deque[Pending] = deque()
+        self._in_flight = False
         self._ready = threading.Condition()
         self._latencies: deque[float] = deque(maxlen=self.config.latency_window)
         self._frame_ages: deque[float] = deque(maxlen=self.config.latency_window)
@@ -94,6 +95,7 @@ class NodeCore:
             "rounds_failed": 0,
         }
         self.last_error = ""
+        self.last_image_error = ""
 
     # -- subscription callbacks: return at once -------------------------------------------------
 
@@ -106,9 +108,9 @@ class NodeCore:
             self.engine.submit_frame(frame)
         except InputError as exc:
             self.counters["frames_rejected"] += 1
-            if str(exc) != self.last_error:  # once per kind of problem, not at camera rate
+            if str(exc) != self.last_image_error:  # once per kind of problem, not at camera rate
                 self._log("warn", f"image skipped: {exc}")
-            self.last_error = str(exc)
+            self.last_image_error = self.last_error = str(exc)
             return
         self.counters["frames_received"] += 1
 
@@ -150,8 +152,13 @@ class NodeCore:
             if not self._queue:
                 return False
             pending = self._queue.popleft()
-        result = self.engine.handle(pending.instruction)
-        self.publish(result)
+            self._in_flight = True
+        try:
+            result = self.engine.handle(pending.instruction)
+            self.publish(result)
+        finally:
+            with self._ready:
+                self._in_flight = False
         if result.ok:
             self.counters["rounds_ok"] += 1
             self._latencies.append(result.timings_ms["total"])
@@ -167,6 +174,12 @@ class NodeCore:
         """The worker thread's loop."""
         while not stop.is_set():
             self.process_next(timeout=poll_s)
+
+    @property
+    def idle(self) -> bool:
+        """No instruction waiting and none running."""
+        with self._ready:
+            return not self._queue and not self._in_flight
 
     @property
     def queue_depth(self) -> int:

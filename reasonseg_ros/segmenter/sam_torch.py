@@ -127,7 +127,10 @@ class TorchSamSegmenter:
     @classmethod
     def from_config(cls, config: SegmenterConfig) -> TorchSamSegmenter:
         if config.random_weights:
-            sam, weights = build_sam(config.model_type), "random weights"
+            torch = require("torch")
+            with torch.random.fork_rng():  # the same random weights every time: replays stay repeatable
+                torch.manual_seed(0)
+                sam, weights = build_sam(config.model_type), "random weights"
         else:
             # Find and read the file before building the model: a missing file fails in milliseconds.
             path = resolve_checkpoint(config)

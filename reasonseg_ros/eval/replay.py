@@ -1,0 +1,296 @@
+"""Drive the engine from a bag exactly as the ROS node does, and score it.
+
+The node's own behaviour class (:class:`~reasonseg_ros.ros.node_core.NodeCore`,
+rclpy-free) receives the bag's images and instructions, with publish
+callables that write its outputs into an MCAP bag on the input's timeline.
+
+- ``deterministic``: every frame up to an instruction's time is submitted
+  before the instruction runs, so results do not depend on machine speed.
+- ``realtime``: messages arrive at their recorded pace (times ``rate``)
+  while a worker thread runs the models, as on a robot; the report gives
+  the age of the frame each round used.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from reasonseg_ros.config import Config
+from reasonseg_ros.deps import require
+from reasonseg_ros.engine import Engine
+from reasonseg_ros.errors import InputError
+from reasonseg_ros.eval.bag_io import BagWriter, open_bag
+from reasonseg_ros.eval.ground_truth import FILE_NAME, GroundTruth, match, parse_record, read_jsonl
+from reasonseg_ros.eval.metrics import Sample, percentiles, summarize
+from reasonseg_ros.messages import parse_instruction
+from reasonseg_ros.reasoner.oracle import OracleReasoner
+from reasonseg_ros.ros.node_core import NodeCore, Outputs
+
+MODEL_STAGES = ("reason", "embed", "decode")
+OUTPUT_TOPICS = {
+    "masks": ("/masks", "sensor_msgs/msg/Image"),
+    "detections": ("/detections", "vision_msgs/msg/Detection2DArray"),
+    "result": ("/result", "std_msgs/msg/String"),
+    "rejection": ("/rejection", "std_msgs/msg/String"),
+}
+
+
+@dataclass
+class ReplayOptions:
+    mode: Literal["deterministic", "realtime"] = "deterministic"
+    image_topic: str | None = None
+    """None: ``replay.image_topic`` of the config."""
+    instruction_topic: str | None = None
+    ground_truth: Path | None = None
+    """None: ``ground_truth.jsonl`` in the bag folder, else the config's ground-truth topic."""
+    rate: float = 1.0
+    """Playback speed in real-time mode."""
+    progress: bool = True
+
+
+@dataclass
+class ReplayRun:
+    """Everything a replay produced, before it is written out."""
+
+    metrics: dict[str, Any]
+    run: dict[str, Any]
+    results: dict[int, dict[str, Any]] = field(default_factory=dict)
+    """Parsed result JSON per instruction index."""
+    samples: list[Sample] = field(default_factory=list)
+
+
+def replay(bag: str | Path, config: Config, out_dir: str | Path, options: ReplayOptions | None = None) -> ReplayRun:
+    """Replay ``bag`` through the engine; writes the output bag into ``out_dir`` and returns the figures."""
+    options = options or ReplayOptions()
+    bag, out_dir = Path(bag), Path(out_dir)
+    image_topic = options.image_topic or config.replay.image_topic
+    instruction_topic = options.instruction_topic or config.replay.instruction_topic
+    if image_topic == instruction_topic:
+        raise ValueError(f"the image and instruction topics must differ (both are '{image_topic}')")
+    reader = open_bag(bag)
+    try:
+        connections = _connections(
+            reader, {image_topic: "sensor_msgs/msg/Image", instruction_topic: "std_msgs/msg/String"}
+        )
+        instructions = _instruction_keys(reader, connections[instruction_topic], config.node.default_session)
+        records, truth_source = _ground_truth(reader, bag, options.ground_truth, config.replay.ground_truth_topic)
+        matching = match(instructions, records) if records is not None else None
+        engine = Engine.from_config(config)
+        if isinstance(engine.reasoner, OracleReasoner):
+            for index, record in matching.pairs if matching else []:
+                engine.reasoner.expect(*instructions[index], record.objects)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with BagWriter(out_dir / "output_bag") as writer:
+            player = _Player(engine, writer, config, instructions, progress=options.progress)
+            started = time.perf_counter()
+            if options.mode == "realtime":
+                player.play_realtime(reader, list(connections.values()), options.rate)
+            else:
+                player.play_deterministic(reader, list(connections.values()))
+            wall_s = time.perf_counter() - started
+            player.close()
+    finally:
+        reader.close()
+
+    samples = []
+    for index, record in matching.pairs if matching else []:
+        result = player.results.get(index)
+        ok = bool(result and result["ok"])
+        predicted = [o["mask"] for o in result["objects"]] if ok else []
+        samples.append(Sample(predicted, record.masks, record.round, result["timings_ms"] if ok else {}, record.ignore))
+    metrics = summarize(samples)
+    run = _run_info(
+        bag, config, options, engine, player, matching, truth_source, wall_s, image_topic, instruction_topic
+    )
+    return ReplayRun(metrics, run, player.results, samples)
+
+
+def _connections(reader: Any, wanted: dict[str, str]) -> dict[str, Any]:
+    found = {c.topic: c for c in reader.connections}
+    available = ", ".join(f"{c.topic} ({c.msgtype})" for c in reader.connections) or "none"
+    chosen = {}
+    for topic, msgtype in wanted.items():
+        connection = found.get(topic)
+        if connection is None:
+            raise ValueError(f"the bag has no topic '{topic}' (topics: {available}); name another with the options")
+        if connection.msgtype != msgtype:
+            raise ValueError(f"topic '{topic}' carries {connection.msgtype}, expected {msgtype}")
+        chosen[topic] = connection
+    return chosen
+
+
+def _instruction_keys(reader: Any, connection: Any, default_session: str) -> list[tuple[str, str]]:
+    """``(session, text)`` of each instruction, in bag order (what results and ground truth are matched by)."""
+    keys = []
+    for conn, _, raw in reader.messages(connections=[connection]):
+        text = reader.deserialize(raw, conn.msgtype).data
+        try:
+            instruction = parse_instruction(text, default_session)
+            keys.append((instruction.session, instruction.text))
+        except InputError:
+            keys.append((default_session, text))
+    return keys
+
+
+def _ground_truth(reader: Any, bag: Path, path: Path | None, topic: str) -> tuple[list[GroundTruth] | None, str]:
+    if path is not None:
+        return read_jsonl(path), str(path)
+    sidecar = bag / FILE_NAME if bag.is_dir() else bag.with_name(FILE_NAME)
+    if sidecar.is_file():
+        return read_jsonl(sidecar), str(sidecar)
+    connections = [c for c in reader.connections if c.topic == topic]
+    if connections:
+        records = [
+            parse_record(json.loads(reader.deserialize(raw, conn.msgtype).data), f"{topic} message {i}")
+            for i, (conn, _, raw) in enumerate(reader.messages(connections=connections))
+        ]
+        return records, f"topic {topic}"
+    return None, "none (nothing is scored)"
+
+
+class _Player:
+    """Feeds bag messages to a NodeCore and collects what it publishes."""
+
+    def __init__(
+        self, engine: Engine, writer: BagWriter, config: Config, instructions: list[tuple[str, str]], progress: bool
+    ) -> None:
+        self.writer = writer
+        self.total = len(instructions)
+        self._bag_ns = 0
+        self._realtime: tuple[int, float, float] | None = None
+        """(bag start ns, wall start s, rate) while playing in real time."""
+        self.results: dict[int, dict[str, Any]] = {}
+        self.unmatched: list[str] = []
+        self.frame_ages_ms: list[float] = []
+        self._indices: dict[tuple[str, str], deque[int]] = defaultdict(deque)
+        for index, key in enumerate(instructions):
+            self._indices[key].append(index)
+        outputs = Outputs(**{name: self._publisher(name) for name in OUTPUT_TOPICS})
+        self.core = NodeCore(engine, writer.types, outputs, config.node, now_ns=self.clock)
+        tqdm = require("tqdm", "the replay progress bar").tqdm
+        self.bar = tqdm(total=len(instructions), unit="round", disable=not progress, dynamic_ncols=True)
+
+    def clock(self) -> int:
+        """Bag time now: the last message's time, or in real time the bag clock running since playback began."""
+        if self._realtime is None:
+            return self._bag_ns
+        bag_start, wall_start, rate = self._realtime
+        return int(bag_start + (time.perf_counter() - wall_start) * rate * 1e9)
+
+    def _publisher(self, name: str) -> Callable[[Any], None]:
+        topic, msgtype = OUTPUT_TOPICS[name]
+
+        def publish(msg: Any) -> None:
+            self.writer.write(topic, msgtype, msg, self.clock())
+            if name == "result":
+                self._collect(json.loads(msg.data))
+
+        return publish
+
+    def _collect(self, result: dict[str, Any]) -> None:
+        queue = self._indices.get((result["session"], result["instruction"]))
+        if not queue:
+            self.unmatched.append(
+                f"{result['instruction'][:60]!r}: {result['error']['message'] if result['error'] else 'ok'}"
+            )
+            return
+        index = queue.popleft()
+        self.results[index] = result
+        if result["ok"] and result["frame"]:
+            self.frame_ages_ms.append((self.clock() - result["frame"]["stamp_ns"]) / 1e6)
+        self.bar.update(1)
+
+    def deliver(self, connection: Any, raw: bytes, reader: Any) -> None:
+        msg = reader.deserialize(raw, connection.msgtype)
+        if connection.msgtype == "sensor_msgs/msg/Image":
+            self.core.on_image(msg)
+        else:
+            self.core.on_instruction(msg)
+
+    def play_deterministic(self, reader: Any, connections: list[Any]) -> None:
+        for connection, timestamp, raw in reader.messages(connections=connections):
+            self._bag_ns = timestamp
+            self.deliver(connection, raw, reader)
+            while self.core.process_next():
+                pass
+
+    def play_realtime(self, reader: Any, connections: list[Any], rate: float) -> None:
+        stop = threading.Event()
+        worker = threading.Thread(target=self.core.run, args=(stop, 0.02), name="replay-worker", daemon=True)
+        worker.start()
+        try:
+            for connection, timestamp, raw in reader.messages(connections=connections):
+                if self._realtime is None:
+                    self._realtime = (timestamp, time.perf_counter(), rate)
+                delay = (timestamp - self.clock()) / 1e9 / rate
+                if delay > 0:
+                    time.sleep(delay)
+                self.deliver(connection, raw, reader)
+            while not self.core.idle:
+                time.sleep(0.01)
+        finally:
+            stop.set()
+            worker.join()
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _run_info(
+    bag: Path,
+    config: Config,
+    options: ReplayOptions,
+    engine: Engine,
+    player: _Player,
+    matching: Any,
+    truth_source: str,
+    wall_s: float,
+    image_topic: str,
+    instruction_topic: str,
+) -> dict[str, Any]:
+    results = list(player.results.values())
+    ok = [r for r in results if r["ok"]]
+    overhead = [r["timings_ms"]["total"] - sum(r["timings_ms"].get(stage, 0.0) for stage in MODEL_STAGES) for r in ok]
+    errors = [
+        f"{r['instruction'][:60]!r}: {r['error']['kind']}: {r['error']['message']}" for r in results if not r["ok"]
+    ]
+    return {
+        "bag": str(bag),
+        "mode": options.mode,
+        "rate": options.rate,
+        "topics": {"image": image_topic, "instruction": instruction_topic},
+        "ground_truth": truth_source,
+        "segmenter": engine.segmenter.name,
+        "reasoner": engine.reasoner.name,
+        "random_weights": config.segmenter.random_weights,
+        "checkpoint": config.segmenter.checkpoint,
+        "config": _plain(config),
+        "instructions": player.total,
+        "rounds_ok": len(ok),
+        "rounds_failed": len(results) - len(ok),
+        "frames_received": player.core.counters["frames_received"],
+        "frames_skipped": player.core.counters["frames_rejected"],
+        "instructions_dropped": player.core.counters["instructions_dropped"],
+        "encoder_runs": engine.encoder_runs,
+        "wall_s": wall_s,
+        "rounds_per_s": len(results) / wall_s if wall_s > 0 else None,
+        "engine_overhead_ms": percentiles(overhead),
+        "frame_age_ms": percentiles(player.frame_ages_ms),
+        "mismatches": (matching.problems if matching else [])
+        + [f"result without instruction: {u}" for u in player.unmatched],
+        "errors": errors,
+        "last_skip_reason": player.core.last_image_error,
+    }
+
+
+def _plain(config: Config) -> dict[str, Any]:
+    from reasonseg_ros.config import to_dict
+
+    return to_dict(config)

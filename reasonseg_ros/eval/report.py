@@ -1,0 +1,146 @@
+"""``metrics.json``, ``report.md`` and the plots of a replay."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from reasonseg_ros.deps import require
+from reasonseg_ros.eval.metrics import score_sample
+from reasonseg_ros.eval.replay import ReplayRun
+
+RANDOM_STAMP = (
+    "**Randomly initialised weights: these numbers measure the plumbing and the speed, not segmentation quality.**"
+)
+
+
+def write_report(run: ReplayRun, out_dir: str | Path) -> list[Path]:
+    """Write every artefact of ``run`` into ``out_dir``; returns their paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    metrics_path = out_dir / "metrics.json"
+    metrics_path.write_text(json.dumps({"metrics": run.metrics, "run": run.run}, indent=2) + "\n")
+    plots = write_plots(run, out_dir)
+    report_path = out_dir / "report.md"
+    report_path.write_text(render_markdown(run, [p.name for p in plots]))
+    return [metrics_path, report_path, *plots, out_dir / "output_bag"]
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def render_markdown(run: ReplayRun, plots: list[str]) -> str:
+    m, r = run.metrics, run.run
+    lines = ["# Replay report", ""]
+    if r["random_weights"]:
+        lines += [RANDOM_STAMP, ""]
+    lines += [
+        "## Source",
+        "",
+        "| | |",
+        "| --- | --- |",
+        f"| bag | `{r['bag']}` |",
+        f"| mode | {r['mode']}" + (f" (rate {r['rate']:g})" if r["mode"] == "realtime" else "") + " |",
+        f"| topics | image `{r['topics']['image']}`, instruction `{r['topics']['instruction']}` |",
+        f"| ground truth | {r['ground_truth']} |",
+        f"| segmenter | {r['segmenter']} |",
+        f"| reasoner | {r['reasoner']} |",
+        f"| checkpoint | {r['checkpoint'] or 'default for the model type'} |",
+        "",
+        "## Accuracy",
+        "",
+        "| gIoU | cIoU | N-acc | T-acc | samples (with / without target) |",
+        "| --- | --- | --- | --- | --- |",
+        f"| {_fmt(m['gIoU'])} | {_fmt(m['cIoU'])} | {_fmt(m['N-acc'])} | {_fmt(m['T-acc'])} | "
+        f"{m['samples']} ({m['samples_with_target']} / {m['samples_without_target']}) |",
+        "",
+        "Precision at IoU (samples with a target): "
+        + ", ".join(f"Pr@{t} {_fmt(v)}" for t, v in m["precision"].items()),
+        "",
+        f"Per object (greedy one-to-one matching): {m['per_object']['objects']} objects, "
+        f"mean IoU {_fmt(m['per_object']['mean_iou'])}, matched at IoU ≥ 0.5 {_fmt(m['per_object']['matched_at_0.5'])}",
+        "",
+        "### Per round",
+        "",
+        "| round | samples | cIoU | gIoU |",
+        "| --- | --- | --- | --- |",
+    ]
+    lines += [f"| {k} | {v['samples']} | {_fmt(v['cIoU'])} | {_fmt(v['gIoU'])} |" for k, v in m["per_round"].items()]
+    lines += ["", "## Speed", "", "| stage | p50 ms | p90 ms | p99 ms |", "| --- | --- | --- | --- |"]
+    for stage, p in m["latency_ms"].items():
+        lines.append(f"| {stage} | {_fmt(p.get('p50'), 2)} | {_fmt(p.get('p90'), 2)} | {_fmt(p.get('p99'), 2)} |")
+    overhead, age = r["engine_overhead_ms"], r["frame_age_ms"]
+    lines += [
+        "",
+        f"Rounds: {r['rounds_ok']} ok, {r['rounds_failed']} failed, of {r['instructions']} instructions; "
+        f"{_fmt(r['rounds_per_s'], 2)} rounds/s over {_fmt(r['wall_s'], 2)} s; {r['encoder_runs']} encoder runs.",
+        "",
+        f"Engine overhead per round outside the models (p50 / p99): {_fmt(overhead.get('p50'), 3)} / "
+        f"{_fmt(overhead.get('p99'), 3)} ms.",
+        "",
+        f"Age of the frame each round used (p50 / p90 / p99): {_fmt(age.get('p50'), 1)} / "
+        f"{_fmt(age.get('p90'), 1)} / {_fmt(age.get('p99'), 1)} ms.",
+        "",
+        f"Frames: {r['frames_received']} used, {r['frames_skipped']} skipped"
+        + (f" (last reason: {r['last_skip_reason']})" if r["frames_skipped"] else "")
+        + f"; instructions dropped by the queue: {r['instructions_dropped']}.",
+        "",
+        "## Mismatches and errors",
+        "",
+    ]
+    problems = [f"- mismatch: {p}" for p in r["mismatches"]] + [f"- error: {e}" for e in r["errors"]]
+    lines += problems or ["None."]
+    if plots:
+        lines += ["", "## Plots", ""] + [f"![{name}]({name})" for name in plots]
+    return "\n".join(lines) + "\n"
+
+
+def write_plots(run: ReplayRun, out_dir: Path) -> list[Path]:
+    matplotlib = require("matplotlib", "replay plots")
+    matplotlib.use("Agg")
+    plt = require("matplotlib.pyplot", "replay plots")
+    paths = []
+    title_suffix = " (random weights)" if run.run["random_weights"] else ""
+
+    ious = [score_sample(s).iou for s in run.samples]
+    figure, axis = plt.subplots(figsize=(6, 4))
+    axis.hist(ious, bins=np.linspace(0, 1, 21), color="#3b6ea8")
+    axis.set(xlabel="IoU per instruction", ylabel="instructions", title="IoU histogram" + title_suffix)
+    paths.append(_save(figure, out_dir / "iou_histogram.png", plt))
+
+    per_round = run.metrics["per_round"]
+    figure, axis = plt.subplots(figsize=(6, 4))
+    rounds = list(per_round)
+    axis.bar(rounds, [per_round[k]["cIoU"] or 0.0 for k in rounds], color="#5a9a5a")
+    axis.set(xlabel="dialogue round", ylabel="cIoU", ylim=(0, 1), title="cIoU per round" + title_suffix)
+    paths.append(_save(figure, out_dir / "ciou_per_round.png", plt))
+
+    figure, axis = plt.subplots(figsize=(6, 4))
+    stages: dict[str, list[float]] = {}
+    for result in run.results.values():
+        for stage, ms in (result.get("timings_ms") or {}).items():
+            stages.setdefault(stage, []).append(ms)
+    for stage, values in sorted(stages.items()):
+        values = np.sort(values)
+        axis.plot(values, np.arange(1, len(values) + 1) / len(values), label=stage)
+    axis.set(xlabel="ms", ylabel="fraction of rounds", title="latency CDF per stage" + title_suffix)
+    if stages:
+        axis.set_xscale("symlog", linthresh=1.0)
+        axis.legend(fontsize=7)
+    paths.append(_save(figure, out_dir / "latency_cdf.png", plt))
+    return paths
+
+
+def _save(figure: Any, path: Path, plt: Any) -> Path:
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
