@@ -142,6 +142,19 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_convert(args: argparse.Namespace) -> int:
+    from reasonseg_ros.eval.convert import convert
+
+    try:
+        bag, images, queries = convert(
+            args.format, args.src, args.out, args.images, args.split, args.split_by, args.limit
+        )
+    except (FileExistsError, ValueError, KeyError) as exc:
+        raise ReasonsegError(f"convert {args.format}: {exc}") from exc
+    print(f"wrote {bag}: {images} images, {queries} instructions, ground truth in {bag / 'ground_truth.jsonl'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="reasonseg", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -174,6 +187,18 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--quiet", action="store_true", help="no progress bar")
     common(rep)
     rep.set_defaults(run=cmd_replay)
+
+    from reasonseg_ros.eval.convert import FORMATS
+
+    conv = sub.add_parser("convert", help="turn a referring-segmentation dataset into a bag with ground truth")
+    conv.add_argument("format", choices=FORMATS)
+    conv.add_argument("src", help="dataset folder (multiround: the JSON file)")
+    conv.add_argument("--out", required=True, help="output bag folder (must not exist)")
+    conv.add_argument("--images", help="image folder for the COCO-based formats (default: SRC/images)")
+    conv.add_argument("--split", help="split to convert (train, val, testA, ...; reasonseg: the sub-folder)")
+    conv.add_argument("--split-by", help="refs file variant: unc, umd, google, berkeley")
+    conv.add_argument("--limit", type=int, help="at most this many instructions")
+    conv.set_defaults(run=cmd_convert)
 
     info = sub.add_parser("info", help="which backends and checkpoints are available")
     common(info)

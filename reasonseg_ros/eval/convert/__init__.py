@@ -1,0 +1,42 @@
+"""``reasonseg convert FORMAT SRC --out BAG``: referring-segmentation datasets -> bags with ground truth."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from reasonseg_ros.eval.convert import grefcoco, multiround, reasonseg, refcoco
+from reasonseg_ros.eval.convert.common import ImageSample, write_bag
+
+FORMATS = ("refcoco", "refcoco+", "refcocog", "fprefcoco", "grefcoco", "reasonseg", "multiround")
+
+
+def dataset_samples(
+    fmt: str, src: Path, images: Path | None = None, split: str | None = None, split_by: str | None = None
+) -> Iterator[ImageSample]:
+    if fmt in ("refcoco", "refcoco+", "refcocog", "fprefcoco"):
+        return refcoco.samples(src, images or src / "images", split, split_by, fmt)
+    if fmt == "grefcoco":
+        return grefcoco.samples(src, images or src / "images", split, split_by)
+    if fmt == "reasonseg":
+        return reasonseg.samples(src / split if split else src)
+    if fmt == "multiround":
+        return multiround.samples(src)
+    raise ValueError(f"unknown format '{fmt}' (known: {', '.join(FORMATS)})")
+
+
+def convert(
+    fmt: str,
+    src: str | Path,
+    out: str | Path,
+    images: str | Path | None = None,
+    split: str | None = None,
+    split_by: str | None = None,
+    limit: int | None = None,
+) -> tuple[Path, int, int]:
+    """Write the bag and its ground truth; returns (bag, images, instructions)."""
+    samples = dataset_samples(fmt, Path(src), Path(images) if images else None, split, split_by)
+    return write_bag(samples, out, limit)
+
+
+__all__ = ["FORMATS", "convert", "dataset_samples"]

@@ -1,0 +1,49 @@
+"""ReasonSeg (LISA) -> bag.
+
+Layout: a split folder (``train``, ``val``, ``test``) of ``NAME.jpg`` with
+``NAME.json``: ``text`` (a list of instructions for the image),
+``is_sentence`` and ``shapes`` (each ``label`` and polygon ``points``
+``[[x, y], ...]``). Shapes labelled ``target`` form the mask; ``ignore``
+shapes are left out of scoring; ``flag`` shapes are deprecated and skipped.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+from reasonseg_ros.eval.convert.common import ImageSample, Query, load_rgb, polygons_to_rle
+from reasonseg_ros.masks import decode_rle, encode_rle
+
+
+def samples(src: Path) -> Iterator[ImageSample]:
+    annotations = sorted(src.glob("*.json"))
+    if not annotations:
+        raise ValueError(f"no ReasonSeg annotations (*.json) in {src}")
+    for path in annotations:
+        image_path = path.with_suffix(".jpg")
+        if not image_path.is_file():
+            raise ValueError(f"{path} has no image {image_path.name}")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError:
+            data = json.loads(path.read_text(encoding="cp1252"))  # some ReasonSeg files are not UTF-8
+        height, width = load_rgb(image_path).shape[:2]
+        target, ignore = [], []
+        for shape in data.get("shapes", []):
+            label = shape["label"].lower()
+            if label == "flag":
+                continue
+            flat = [float(v) for point in shape["points"] for v in point]
+            (ignore if "ignore" in label else target).append(flat)
+        target_rle = polygons_to_rle(target, height, width)
+        ignore_rle = polygons_to_rle(ignore, height, width) if ignore else None
+        if ignore_rle is not None:  # an ignored region wins over the target, as in LISA's evaluation
+            target_rle = encode_rle(decode_rle(target_rle) & ~decode_rle(ignore_rle))
+        texts = data["text"] if isinstance(data["text"], list) else [data["text"]]
+        queries = tuple(
+            Query(text, (("target", target_rle),), f"reasonseg-{path.stem}-{i}", ignore=ignore_rle)
+            for i, text in enumerate(texts)
+        )
+        yield ImageSample(image_path, queries)
