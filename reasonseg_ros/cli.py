@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -105,9 +106,20 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def remove_bag(path: Path) -> None:
+    """Delete a bag folder this tool wrote before (``--force``); anything else is left alone."""
+    if not path.exists():
+        return
+    if not (path / "metadata.yaml").is_file():
+        raise ReasonsegError(f"{path} exists and is not a bag folder: not removing it")
+    shutil.rmtree(path)
+
+
 def cmd_demo_bag(args: argparse.Namespace) -> int:
     from reasonseg_ros.eval.demo_bag import write_demo_bag
 
+    if args.force:
+        remove_bag(Path(args.out))
     try:
         path = write_demo_bag(args.out, frames=args.frames)
     except (FileExistsError, ValueError) as exc:
@@ -121,6 +133,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from reasonseg_ros.eval.report import write_report
 
     config = load(args)
+    if args.force:
+        remove_bag(Path(args.out) / "output_bag")
     options = ReplayOptions(
         mode=args.mode,
         image_topic=args.image_topic,
@@ -174,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo-bag", help="write a synthetic bag with a multi-round dialogue and exact ground truth")
     demo.add_argument("--out", required=True, help="output bag folder (must not exist)")
     demo.add_argument("--frames", type=int, default=40, help="frames at 10 Hz (default 40)")
+    demo.add_argument("--force", action="store_true", help="replace an existing bag at --out")
     demo.set_defaults(run=cmd_demo_bag)
 
     rep = sub.add_parser("replay", help="drive the engine from a bag as the node would, score it, write a report")
@@ -185,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--image-topic", help="default: replay.image_topic of the config")
     rep.add_argument("--instruction-topic", help="default: replay.instruction_topic of the config")
     rep.add_argument("--quiet", action="store_true", help="no progress bar")
+    rep.add_argument("--force", action="store_true", help="replace the output bag of an earlier run in --out")
     common(rep)
     rep.set_defaults(run=cmd_replay)
 

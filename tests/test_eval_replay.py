@@ -181,6 +181,10 @@ def test_cli_demo_bag_and_replay(tmp_path, capsys):
     bag = tmp_path / "demo"
     assert main(["demo-bag", "--out", str(bag), "--frames", "12"]) == 0
     assert main(["demo-bag", "--out", str(bag)]) == 2  # refuses to overwrite
+    assert main(["demo-bag", "--out", str(bag), "--frames", "12", "--force"]) == 0
+    (tmp_path / "notabag").mkdir()
+    assert main(["demo-bag", "--out", str(tmp_path / "notabag"), "--force"]) == 2
+    assert "not a bag folder" in capsys.readouterr().err
     out = tmp_path / "out"
     args = [
         "replay",
@@ -196,5 +200,7 @@ def test_cli_demo_bag_and_replay(tmp_path, capsys):
         "reasoner.backend=oracle",
     ]
     assert main(args) == 0
+    assert main(args) == 2  # the output bag exists
+    assert main([*args, "--force"]) == 0
     assert (out / "report.md").is_file() and (out / "metrics.json").is_file()
     assert "gIoU" in capsys.readouterr().out
