@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from reasonseg_ros.config import Config, load_config
@@ -66,3 +68,13 @@ def test_every_key_is_documented():
         assert f"## `{section.name}`" in docs
         for key in dataclasses.fields(section.default_factory()):
             assert f"| `{key.name}` |" in docs, f"{section.name}.{key.name} is not in docs/configuration.md"
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parent.parent / "config").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_configs_load_and_map_to_parameters(path):
+    from reasonseg_ros.ros.params import parameter_specs
+
+    config = load_config(path)
+    specs = {spec.name: spec for spec in parameter_specs(config)}
+    assert specs["segmenter.backend"].default == config.segmenter.backend
+    assert specs["reasoner.backend"].default == config.reasoner.backend

@@ -137,6 +137,21 @@ def test_reset_clears_memory(ts, node):
     assert "not in the memory" in sink.results()[-1]["error"]["message"]
 
 
+def test_reset_session_clears_only_that_session(ts, node):
+    core, sink = node()
+    core.on_image(image_msg(ts))
+    for session in ("kitchen", "hall"):
+        core.on_instruction(string(ts, json.dumps({"text": targets(BOX), "session": session})))
+        core.process_next()
+    core.on_reset_session(string(ts, " kitchen "))
+    for session in ("kitchen", "hall"):
+        core.on_instruction(string(ts, json.dumps({"text": targets({"object_id": 1}), "session": session})))
+        core.process_next()
+    kitchen, hall = sink.results()[-2:]
+    assert "not in the memory of session 'kitchen'" in kitchen["error"]["message"]
+    assert hall["error"] is None and hall["objects"][0]["id"] == 1
+
+
 def test_full_queue_drops_the_oldest_with_an_error_result(ts, node):
     core, sink = node({"node.instruction_queue_size": 2})
     core.on_image(image_msg(ts))

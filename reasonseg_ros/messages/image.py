@@ -79,7 +79,8 @@ def image_to_rgb(msg: Any) -> np.ndarray:
         return pixels[:, :, 2::-1]
     if encoding == "mono16":
         pixels = (pixels >> 8).astype(np.uint8)
-    return np.repeat(pixels[:, :, None], 3, axis=2)
+    # Grey as RGB without copying: the three channels are one plane read three times.
+    return np.broadcast_to(pixels[:, :, None], (*pixels.shape, 3))
 
 
 def numpy_to_image(

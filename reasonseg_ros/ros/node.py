@@ -122,6 +122,9 @@ class ReasonsegNode(Node):
         )
         services = ReentrantCallbackGroup()
         self.create_service(Trigger, "reset", self._on_reset, callback_group=services)
+        self.create_subscription(
+            String, "reset_session", self.core.on_reset_session, command_qos, callback_group=services
+        )
         self._diagnostics_pub = self.create_publisher(
             get_message("diagnostic_msgs/msg/DiagnosticArray"), "/diagnostics", 1
         )

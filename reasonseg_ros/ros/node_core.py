@@ -233,6 +233,11 @@ class NodeCore:
         which = f"session '{session}'" if session else "all sessions"
         return True, f"cleared {which} ({cleared} with memory)"
 
+    def on_reset_session(self, msg: Any) -> None:
+        """Clear the session named by a std_msgs/String (the Trigger service has no field to name one)."""
+        _, message = self.reset(str(msg.data).strip() or None)
+        self._log("info", message)
+
     def health(self) -> tuple[int, str]:
         """Diagnostic level (0 OK, 1 WARN) and a summary line."""
         if self.queue_depth >= self.config.instruction_queue_size:
