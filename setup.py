@@ -12,7 +12,23 @@ EXTRAS = {
     "tensorrt": ["tensorrt>=10", "cuda-python"],
     "vlm": ["transformers>=4.50", "accelerate", "pillow"],
     "eval": ["rosbags>=0.10", "pycocotools>=2.0.7", "matplotlib", "tqdm"],
-    "test": ["pytest>=8", "ruff>=0.5", "rosbags>=0.10", "pillow"],
+    "test": [
+        "pytest>=8",
+        "ruff>=0.5",
+        "rosbags>=0.10",
+        "pillow",
+        # The ament linters of tests/test_ament_linters.py, with the flake8 plugins a ROS 2 install brings.
+        "ament-lint-flake8",
+        "ament-lint-pep257",
+        "flake8-blind-except",
+        "flake8-builtins",
+        "flake8-class-newline",
+        "flake8-comprehensions",
+        "flake8-deprecated",
+        "flake8-docstrings",
+        "flake8-import-order",
+        "flake8-quotes",
+    ],
 }
 EXTRAS["all"] = sorted({req for name, reqs in EXTRAS.items() if name != "tensorrt" for req in reqs})
 

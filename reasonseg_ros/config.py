@@ -167,6 +167,7 @@ class Config:
 
 
 T = TypeVar("T")
+NONE_TYPE = type(None)
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
@@ -244,7 +245,7 @@ def _convert(hint: Any, value: Any, source: str, name: str) -> Any:
         return dict(value)
     if hint is Any:
         return value
-    if hint is type(None):
+    if hint is NONE_TYPE:
         if value is None:
             return None
     elif hint is float:
@@ -264,7 +265,7 @@ def _describe(hint: Any) -> str:
         return " or ".join(_describe(a) for a in typing.get_args(hint))
     if origin is Literal:
         return "one of " + ", ".join(map(repr, typing.get_args(hint)))
-    if hint is type(None):
+    if hint is NONE_TYPE:
         return "null"
     return getattr(hint, "__name__", str(hint))
 

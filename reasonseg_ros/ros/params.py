@@ -14,7 +14,7 @@ import types
 import typing
 from typing import Any, Literal
 
-from reasonseg_ros.config import Config, flat_fields
+from reasonseg_ros.config import NONE_TYPE, Config, flat_fields
 
 DYNAMIC = {
     "engine.frame_wait_s",
@@ -83,7 +83,7 @@ def from_parameter(spec: ParameterSpec, value: Any) -> Any:
 def _base_type(hint: Any) -> tuple[type, bool, tuple[str, ...]]:
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        args = [a for a in typing.get_args(hint) if a is not NONE_TYPE]
         kind, _, choices = _base_type(args[0])
         return kind, True, choices
     if origin is Literal:
