@@ -1,0 +1,27 @@
+"""What a VLM reasoner needs from a model: generate an answer, and score yes/no questions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+
+from reasonseg_ros.reasoner.vlm.prompt import PromptText
+
+
+class VlmClient(Protocol):
+    name: str
+    """The model and where it runs, for results and reports."""
+
+    def model_size(self, height: int, width: int) -> tuple[int, int]:
+        """``(height, width)`` of the image as the model will see it (after the processor's resize)."""
+        ...
+
+    def generate(self, image: np.ndarray, prompt: PromptText) -> str:
+        """The model's answer text for ``image`` and ``prompt``."""
+        ...
+
+    def yes_probabilities(self, image: np.ndarray, prefix: PromptText, suffixes: Sequence[str]) -> np.ndarray:
+        """P(Yes) / (P(Yes) + P(No)) of the first answer token for each question ``prefix.user + suffix``."""
+        ...

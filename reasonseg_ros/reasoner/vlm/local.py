@@ -1,0 +1,161 @@
+"""The ``vlm`` backend's model: a grounding VLM run locally with transformers.
+
+``AutoProcessor`` + ``AutoModelForImageTextToText`` from a hub id or a local
+folder; the processor's chat template builds the prompt. Query mode encodes
+the image and instruction once, keeps the KV cache, and scores every
+candidate question in one batched forward (no generation).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from reasonseg_ros.config import VlmConfig
+from reasonseg_ros.deps import require
+from reasonseg_ros.errors import CheckpointError, ModelError
+from reasonseg_ros.reasoner.vlm.coords import smart_resize
+from reasonseg_ros.reasoner.vlm.prompt import PromptText
+
+QUERY_SLOT = "<<reasonseg-query>>"
+"""Marks where the questions go in the templated prefix; the text after it closes every question."""
+YES_WORDS = ("Yes", "yes")
+NO_WORDS = ("No", "no")
+
+
+class LocalVlm:
+    """A loaded processor and model; see :meth:`load`."""
+
+    def __init__(self, model: Any, processor: Any, config: VlmConfig, name: str | None = None) -> None:
+        self.torch = require("torch", "the vlm reasoner")
+        self.model = model
+        self.processor = processor
+        self.config = config
+        self.device = next(model.parameters()).device
+        self.name = name or f"vlm {config.model} ({self.device}, transformers)"
+        tokenizer = processor.tokenizer
+        self._yes_ids = _first_token_ids(tokenizer, YES_WORDS)
+        self._no_ids = _first_token_ids(tokenizer, NO_WORDS)
+
+    @classmethod
+    def load(cls, config: VlmConfig) -> LocalVlm:
+        """Load ``config.model``; raises :class:`CheckpointError` naming the model when that fails."""
+        transformers = require("transformers", "the vlm reasoner")
+        torch = require("torch", "the vlm reasoner")
+        kwargs: dict[str, Any] = {"local_files_only": config.local_files_only}
+        kwargs["dtype"] = "auto" if config.dtype == "auto" else getattr(torch, config.dtype)
+        if config.attn_implementation:
+            kwargs["attn_implementation"] = config.attn_implementation
+        try:
+            processor = transformers.AutoProcessor.from_pretrained(
+                config.model, local_files_only=config.local_files_only
+            )
+            model = transformers.AutoModelForImageTextToText.from_pretrained(config.model, **kwargs)
+        except (OSError, ValueError, KeyError) as exc:
+            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise CheckpointError(
+                f"cannot load the VLM '{config.model}': {detail}; set reasoner.vlm.model to a hub id "
+                "(with network or a filled cache) or to a local folder holding the model and its processor"
+            ) from exc
+        try:
+            model = model.to(config.device).eval()
+        except (RuntimeError, AssertionError) as exc:
+            raise ModelError(f"cannot move the VLM to '{config.device}': {exc}; set reasoner.vlm.device") from exc
+        return cls(model, processor, config)
+
+    def model_size(self, height: int, width: int) -> tuple[int, int]:
+        image_processor = self.processor.image_processor
+        factor = int(getattr(image_processor, "patch_size", 14)) * int(getattr(image_processor, "merge_size", 2))
+        return smart_resize(height, width, factor, self.config.min_pixels, self.config.max_pixels)
+
+    def encode(self, image: np.ndarray, system: str, user: str) -> Any:
+        """Processor inputs (on the model's device) for one image and the templated texts."""
+        return self._encode(image, self._template(system, user))
+
+    def _template(self, system: str, user: str, add_generation_prompt: bool = True) -> str:
+        messages = [
+            {"role": "system", "content": [{"type": "text", "text": system}]},
+            {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": user}]},
+        ]
+        return self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+
+    def _encode(self, image: np.ndarray, text: str) -> Any:
+        size = {"shortest_edge": self.config.min_pixels, "longest_edge": self.config.max_pixels}
+        inputs = self.processor(text=[text], images=[image], size=size, return_tensors="pt")
+        inputs = inputs.to(self.device)
+        if "pixel_values" in inputs:
+            inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
+        return inputs
+
+    def generate(self, image: np.ndarray, prompt: PromptText) -> str:
+        inputs = self.encode(image, prompt.system, prompt.user)
+        options: dict[str, Any] = {"max_new_tokens": self.config.max_new_tokens, "do_sample": self.config.do_sample}
+        if self.config.do_sample:
+            options["temperature"] = self.config.temperature
+        try:
+            with self.torch.inference_mode():
+                output = self.model.generate(**inputs, **options)
+        except RuntimeError as exc:
+            raise ModelError(f"the VLM failed while generating: {str(exc).splitlines()[0]}") from exc
+        new_tokens = output[:, inputs["input_ids"].shape[1] :]
+        return self.processor.batch_decode(new_tokens, skip_special_tokens=True)[0]
+
+    def yes_probabilities(self, image: np.ndarray, prefix: PromptText, suffixes: Sequence[str]) -> np.ndarray:
+        torch = self.torch
+        templated = self._template(prefix.system, f"{prefix.user}\n{QUERY_SLOT}")
+        head, tail = templated.split(QUERY_SLOT, 1)
+        inputs = self._encode(image, head)
+        try:
+            with torch.inference_mode():
+                prefix_out = self.model(**inputs, use_cache=True)
+                logits = self._score_suffixes(inputs, prefix_out.past_key_values, [s + tail for s in suffixes])
+        except RuntimeError as exc:
+            raise ModelError(f"the VLM failed while scoring query points: {str(exc).splitlines()[0]}") from exc
+        log_probs = torch.log_softmax(logits.float(), dim=-1)
+        yes = torch.logsumexp(log_probs[:, self._yes_ids], dim=-1)
+        no = torch.logsumexp(log_probs[:, self._no_ids], dim=-1)
+        return torch.sigmoid(yes - no).cpu().numpy()
+
+    def _score_suffixes(self, inputs: Any, cache: Any, texts: list[str]) -> Any:
+        """Next-token logits after each text, all in one forward over the shared prefix's cache."""
+        torch = self.torch
+        tokenizer = self.processor.tokenizer
+        encoded = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+        count, longest = len(encoded), max(len(ids) for ids in encoded)
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        # right padding: with a causal mask no real token sees the padding after it
+        ids = torch.full((count, longest), pad, dtype=torch.long, device=self.device)
+        mask = torch.zeros((count, longest), dtype=torch.long, device=self.device)
+        for row, tokens in enumerate(encoded):
+            ids[row, : len(tokens)] = torch.tensor(tokens, device=self.device)
+            mask[row, : len(tokens)] = 1
+        prefix_len = inputs["input_ids"].shape[1]
+        start = self._next_position(inputs)
+        positions = (start + torch.arange(longest, device=self.device)).unsqueeze(0).expand(count, -1)
+        if hasattr(self.model.model, "get_rope_index"):
+            positions = positions.unsqueeze(0).expand(3, -1, -1)  # M-RoPE: text advances all three axes
+        cache.batch_repeat_interleave(count)
+        attention = torch.cat([torch.ones((count, prefix_len), dtype=torch.long, device=self.device), mask], dim=1)
+        out = self.model(
+            input_ids=ids, attention_mask=attention, position_ids=positions, past_key_values=cache, use_cache=True
+        )
+        last = torch.tensor([len(tokens) - 1 for tokens in encoded], device=self.device)
+        return out.logits[torch.arange(count, device=self.device), last]
+
+    def _next_position(self, inputs: Any) -> int:
+        """Position of the first token after the prefix (M-RoPE models compress the image's positions)."""
+        get_rope_index = getattr(self.model.model, "get_rope_index", None)
+        if get_rope_index is None:
+            return int(inputs["input_ids"].shape[1])
+        accepted = inspect.signature(get_rope_index).parameters
+        kwargs = {k: v for k, v in inputs.items() if k in accepted and k not in ("input_ids", "pixel_values")}
+        positions, _ = get_rope_index(inputs["input_ids"], **kwargs)
+        return int(positions.max()) + 1
+
+
+def _first_token_ids(tokenizer: Any, words: Sequence[str]) -> list[int]:
+    ids = {tokenizer(w, add_special_tokens=False)["input_ids"][0] for w in words}
+    return sorted(ids)
