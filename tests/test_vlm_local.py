@@ -92,7 +92,7 @@ def test_random_output_goes_down_the_error_path_through_the_engine(tiny_reasoner
 
 def test_a_missing_model_folder_is_a_checkpoint_error(tmp_path):
     config = load_config(None, vlm_overrides(tmp_path / "nothing-here"))
-    with pytest.raises(CheckpointError, match="reasoner.vlm.model"):
+    with pytest.raises(CheckpointError, match=r"reasoner\.vlm\.model"):
         create_reasoner(config.reasoner)
 
 
