@@ -271,3 +271,64 @@ def test_memory_block_is_capped_most_recent_first():
 def test_a_re_segmented_object_counts_as_recent():
     memory = memory_of(remembered(1, "old but referred to", (0, 0, 5, 5), 7), remembered(2, "newer", (0, 0, 5, 5), 3))
     assert [o.object_id for o in select_memory(memory, 1)] == [1]
+
+
+# --- configuration and packaging -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["vlm_local.yaml", "remote_vlm.yaml"])
+def test_shipped_vlm_configs_load(name):
+    from pathlib import Path
+
+    from reasonseg_ros.config import load_config
+
+    config = load_config(Path(__file__).resolve().parents[1] / "config" / name)
+    assert config.reasoner.backend in ("vlm", "remote")
+    assert config.reasoner.vlm.model == "Qwen/Qwen2.5-VL-7B-Instruct" or config.reasoner.backend == "remote"
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"reasoner.vlm.query_negative": 0.9}, "query_negative <= query_positive"),
+        ({"reasoner.vlm.max_pixels": 10}, "below min_pixels"),
+        ({"reasoner.remote.timeout_s": 0}, "timeout_s must be positive"),
+        ({"reasoner.remote.max_in_flight": 0}, "max_in_flight must be at least 1"),
+        ({"reasoner.vlm.family": "florence2"}, "must be one of"),
+    ],
+)
+def test_bad_vlm_settings_are_config_errors(override, message):
+    from reasonseg_ros.config import load_config
+    from reasonseg_ros.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, override)
+
+
+def test_vlm_modules_import_with_numpy_alone_and_the_factory_names_the_extra():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = """
+import importlib.abc, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {"torch", "transformers", "tokenizers", "PIL"}:
+            raise ImportError(f"blocked {name}")
+sys.meta_path.insert(0, Block())
+import reasonseg_ros.reasoner.vlm.remote, reasonseg_ros.reasoner.vlm.local, reasonseg_ros.reasoner.vlm.query
+from reasonseg_ros.config import load_config
+from reasonseg_ros.reasoner import create_reasoner
+from reasonseg_ros.errors import MissingDependencyError
+try:
+    create_reasoner(load_config(None, {"reasoner.backend": "vlm"}).reasoner)
+except MissingDependencyError as exc:
+    print(exc)
+print(create_reasoner(load_config(None, {"reasoner.backend": "remote"}).reasoner).name)
+"""
+    root = Path(__file__).resolve().parents[1]
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=root, check=False)
+    assert run.returncode == 0, run.stderr
+    assert "pip install 'reasonseg_ros[vlm]'" in run.stdout
+    assert "remote Qwen/Qwen2.5-VL-7B-Instruct at http://127.0.0.1:8000" in run.stdout
