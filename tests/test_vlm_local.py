@@ -197,3 +197,18 @@ def test_batched_cached_scores_equal_unbatched_full_forwards(tiny_reasoner):
         single.append(float(torch.sigmoid(yes - no)))
     np.testing.assert_allclose(batched, single, atol=1e-5)
     assert len(set(np.round(batched, 6))) > 1  # the questions are really told apart
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_the_tiny_model_runs_on_cuda_with_the_same_query_scores(tiny_vlm_dir, tiny_reasoner):
+    config = load_config(None, vlm_overrides(tiny_vlm_dir, device="cuda")).reasoner
+    gpu = create_reasoner(config)
+    assert gpu.client.device.type == "cuda"
+    image = scene(HEIGHT, WIDTH)
+    prefix = PromptText("system", "Instruction: the mug")
+    suffixes = ["Is the point [3, 4] on the mug? Answer Yes or No.", "Is it?"]
+    np.testing.assert_allclose(
+        gpu.client.yes_probabilities(image, prefix, suffixes),
+        tiny_reasoner.client.yes_probabilities(image, prefix, suffixes),
+        atol=1e-3,
+    )
