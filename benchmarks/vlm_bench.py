@@ -35,6 +35,7 @@ import torch
 from reasonseg_ros.config import load_config
 from reasonseg_ros.memory import MemoryView
 from reasonseg_ros.reasoner.vlm.answer import read_answer
+from reasonseg_ros.reasoner.vlm.client import QueryGroup
 from reasonseg_ros.reasoner.vlm.coords import CoordinateFrame
 from reasonseg_ros.reasoner.vlm.local import LocalVlm
 from reasonseg_ros.reasoner.vlm.prompt import PromptText, build_prompt, build_query_prefix
@@ -128,9 +129,11 @@ def main() -> None:
 
     # (b) cost per candidate: batched scoring vs generating as many tokens
     prefix = build_query_prefix("the mug", frame)
-    suffixes = [
-        f"The mug is inside the box [100, 40, 200, 200]. Is the point [{120 + 4 * i}, 90] on the mug? Answer Yes or No."
-        for i in range(CANDIDATES)
+    groups = [
+        QueryGroup(
+            "The mug is inside the box [100, 40, 200, 200].",
+            tuple(f"Is the point [{120 + 4 * i}, 90] on the mug? Answer Yes or No." for i in range(CANDIDATES)),
+        )
     ]
     inputs = client.encode(image, prefix.system, prefix.user)
     with torch.inference_mode():
@@ -141,9 +144,7 @@ def main() -> None:
             ),
             args.repeats,
         )
-    figures["score_20_candidates_ms"] = median_ms(
-        lambda: client.yes_probabilities(image, prefix, suffixes), args.repeats
-    )
+    figures["score_20_candidates_ms"] = median_ms(lambda: client.yes_probabilities(image, prefix, groups), args.repeats)
     figures["decode_20_tokens_ms"] = figures["generate_20_tokens_ms"] - figures["prefill_ms"]
     figures["batched_forward_20_ms"] = figures["score_20_candidates_ms"] - figures["prefill_ms"]
 

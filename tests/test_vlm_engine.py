@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pytest
@@ -41,7 +42,7 @@ class ScriptedModel:
         self.prompts.append(prompt)
         return self.script.pop(0)(prompt)
 
-    def yes_probabilities(self, image: np.ndarray, prefix: PromptText, suffixes: Sequence[str]) -> np.ndarray:
+    def yes_probabilities(self, image: np.ndarray, prefix: PromptText, groups: Sequence[Any]) -> np.ndarray:
         raise AssertionError("direct mode asks no questions")
 
 

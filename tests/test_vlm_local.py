@@ -18,6 +18,7 @@ from vlm_helpers import memory_of
 from reasonseg_ros.config import load_config
 from reasonseg_ros.errors import CheckpointError, ModelOutputError
 from reasonseg_ros.reasoner import create_reasoner
+from reasonseg_ros.reasoner.vlm.client import QueryGroup
 from reasonseg_ros.reasoner.vlm.local import QUERY_SLOT, LocalVlm
 from reasonseg_ros.reasoner.vlm.prompt import PromptText, build_query_prefix
 from reasonseg_ros.reasoner.vlm.query import candidate_points, choose_points
@@ -165,36 +166,51 @@ def test_query_mode_scores_all_candidates_in_one_batched_forward_after_one_prefi
         output = VlmReasoner(client, config).reason(image, "the mug and the bowl", memory_of())
     finally:
         handle.remove()
-    expected = sum(len(candidate_points(t.prompt.box, 6, config.query_margin, (HEIGHT, WIDTH))) for t in output.targets)
-    assert 6 < expected <= 12
-    assert calls == [{"batch": 1, "image": True, "cached": False}, {"batch": expected, "image": False, "cached": True}]
+    counts = [len(candidate_points(t.prompt.box, 6, config.query_margin, (HEIGHT, WIDTH))) for t in output.targets]
+    assert len(counts) == 2 and all(counts)
+    # one pass over image + instruction, then per target: its box sentence once, all its candidates in one batch
+    assert calls[0] == {"batch": 1, "image": True, "cached": False}
+    assert calls[1:] == [
+        call
+        for count in counts
+        for call in ({"batch": 1, "image": False, "cached": True}, {"batch": count, "image": False, "cached": True})
+    ]
     for target in output.targets:
         assert target.prompt.box is not None and target.prompt.points is not None
         assert set(target.prompt.point_labels.tolist()) <= {0, 1}
 
 
 def test_batched_cached_scores_equal_unbatched_full_forwards(tiny_reasoner):
-    client = tiny_reasoner.client
-    image = scene(HEIGHT, WIDTH, seed=3)
     from reasonseg_ros.reasoner.vlm.coords import CoordinateFrame
 
+    client = tiny_reasoner.client
+    image = scene(HEIGHT, WIDTH, seed=3)
     frame = CoordinateFrame("qwen2_5_vl", (HEIGHT, WIDTH), client.model_size(HEIGHT, WIDTH))
-    prefix = build_query_prefix("the mug", frame)
-    suffixes = [
-        f"The mug is inside the box [4, 4, 60, 50]. Is the point [{x}, {y}] on the mug? Answer Yes or No."
-        for x, y in [(5, 5), (30, 20), (100, 7), (12, 88)]
-    ] + ["Yes?"]  # lengths differ: padding matters
-    batched = client.yes_probabilities(image, prefix, suffixes)
+    prefix = build_query_prefix("the mug and the bowl", frame)
+    groups = [
+        QueryGroup(
+            "The mug is inside the box [4, 4, 60, 50].",
+            (
+                "Is the point [5, 5] on the mug? Answer Yes or No.",
+                "Is the point [30, 20] on the mug? Answer Yes or No.",
+                "Is the point [100, 7] on the mug? Answer Yes or No.",
+                "Yes?",  # lengths differ: right padding must not matter
+            ),
+        ),
+        QueryGroup("The bowl is inside the box [70, 10, 160, 100].", ("Is the point [80, 20] on the bowl?",)),
+    ]
+    batched = client.yes_probabilities(image, prefix, groups)
     head, tail = client._template(prefix.system, f"{prefix.user}\n{QUERY_SLOT}").split(QUERY_SLOT)
     single = []
-    for suffix in suffixes:
-        inputs = client._encode(image, head + suffix + tail)
-        with torch.inference_mode():
-            logits = client.model(**inputs).logits[0, -1].float()
-        log_probs = torch.log_softmax(logits, -1)
-        yes = torch.logsumexp(log_probs[client._yes_ids], -1)
-        no = torch.logsumexp(log_probs[client._no_ids], -1)
-        single.append(float(torch.sigmoid(yes - no)))
+    for group in groups:
+        for question in group.questions:
+            inputs = client._encode(image, f"{head}{group.context} {question}{tail}")
+            with torch.inference_mode():
+                logits = client.model(**inputs).logits[0, -1].float()
+            log_probs = torch.log_softmax(logits, -1)
+            yes = torch.logsumexp(log_probs[client._yes_ids], -1)
+            no = torch.logsumexp(log_probs[client._no_ids], -1)
+            single.append(float(torch.sigmoid(yes - no)))
     np.testing.assert_allclose(batched, single, atol=1e-5)
     assert len(set(np.round(batched, 6))) > 1  # the questions are really told apart
 
@@ -206,9 +222,9 @@ def test_the_tiny_model_runs_on_cuda_with_the_same_query_scores(tiny_vlm_dir, ti
     assert gpu.client.device.type == "cuda"
     image = scene(HEIGHT, WIDTH)
     prefix = PromptText("system", "Instruction: the mug")
-    suffixes = ["Is the point [3, 4] on the mug? Answer Yes or No.", "Is it?"]
+    groups = [QueryGroup("The mug is inside the box [1, 1, 50, 50].", ("Is the point [3, 4] on the mug?", "Is it?"))]
     np.testing.assert_allclose(
-        gpu.client.yes_probabilities(image, prefix, suffixes),
-        tiny_reasoner.client.yes_probabilities(image, prefix, suffixes),
+        gpu.client.yes_probabilities(image, prefix, groups),
+        tiny_reasoner.client.yes_probabilities(image, prefix, groups),
         atol=1e-3,
     )

@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
 from reasonseg_ros.reasoner.vlm.prompt import PromptText
+
+
+@dataclass(frozen=True)
+class QueryGroup:
+    """The yes/no questions about one target (query mode)."""
+
+    context: str
+    """The sentence that places the target (its label and box); shared by its questions."""
+    questions: tuple[str, ...]
 
 
 class VlmClient(Protocol):
@@ -22,6 +32,10 @@ class VlmClient(Protocol):
         """The model's answer text for ``image`` and ``prompt``."""
         ...
 
-    def yes_probabilities(self, image: np.ndarray, prefix: PromptText, suffixes: Sequence[str]) -> np.ndarray:
-        """P(Yes) / (P(Yes) + P(No)) of the first answer token for each question ``prefix.user + suffix``."""
+    def yes_probabilities(self, image: np.ndarray, prefix: PromptText, groups: Sequence[QueryGroup]) -> np.ndarray:
+        """P(Yes) / (P(Yes) + P(No)) of the first answer token for every question of every group, in order.
+
+        Each question's user text is ``prefix.user``, a newline, the group's
+        context, a space and the question.
+        """
         ...

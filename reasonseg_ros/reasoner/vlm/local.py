@@ -8,6 +8,7 @@ candidate question in one batched forward (no generation).
 
 from __future__ import annotations
 
+import copy
 import inspect
 from collections.abc import Sequence
 from typing import Any
@@ -17,6 +18,7 @@ import numpy as np
 from reasonseg_ros.config import VlmConfig
 from reasonseg_ros.deps import require
 from reasonseg_ros.errors import CheckpointError, ModelError
+from reasonseg_ros.reasoner.vlm.client import QueryGroup
 from reasonseg_ros.reasoner.vlm.coords import smart_resize
 from reasonseg_ros.reasoner.vlm.prompt import PromptText
 
@@ -103,45 +105,64 @@ class LocalVlm:
         new_tokens = output[:, inputs["input_ids"].shape[1] :]
         return self.processor.batch_decode(new_tokens, skip_special_tokens=True)[0]
 
-    def yes_probabilities(self, image: np.ndarray, prefix: PromptText, suffixes: Sequence[str]) -> np.ndarray:
+    def yes_probabilities(self, image: np.ndarray, prefix: PromptText, groups: Sequence[QueryGroup]) -> np.ndarray:
         torch = self.torch
         templated = self._template(prefix.system, f"{prefix.user}\n{QUERY_SLOT}")
         head, tail = templated.split(QUERY_SLOT, 1)
         inputs = self._encode(image, head)
+        scores = []
         try:
             with torch.inference_mode():
-                prefix_out = self.model(**inputs, use_cache=True)
-                logits = self._score_suffixes(inputs, prefix_out.past_key_values, [s + tail for s in suffixes])
+                # image + instruction: encoded once per round
+                cache = self.model(**inputs, use_cache=True).past_key_values
+                length, position = int(inputs["input_ids"].shape[1]), self._next_position(inputs)
+                for group in groups:
+                    logits = self._score_group(copy.deepcopy(cache), length, position, group, tail)
+                    log_probs = torch.log_softmax(logits.float(), dim=-1)
+                    yes = torch.logsumexp(log_probs[:, self._yes_ids], dim=-1)
+                    no = torch.logsumexp(log_probs[:, self._no_ids], dim=-1)
+                    scores.append(torch.sigmoid(yes - no).cpu().numpy())
         except RuntimeError as exc:
             raise ModelError(f"the VLM failed while scoring query points: {str(exc).splitlines()[0]}") from exc
-        log_probs = torch.log_softmax(logits.float(), dim=-1)
-        yes = torch.logsumexp(log_probs[:, self._yes_ids], dim=-1)
-        no = torch.logsumexp(log_probs[:, self._no_ids], dim=-1)
-        return torch.sigmoid(yes - no).cpu().numpy()
+        return np.concatenate(scores) if scores else np.zeros(0)
 
-    def _score_suffixes(self, inputs: Any, cache: Any, texts: list[str]) -> Any:
-        """Next-token logits after each text, all in one forward over the shared prefix's cache."""
+    def _score_group(self, cache: Any, length: int, position: int, group: QueryGroup, tail: str) -> Any:
+        """Next-token logits after each question of ``group``: the target's sentence extends the cache once,
+        then every question runs in one batched forward on it."""
+        context = self._tokens(group.context)
+        self._forward(self.torch.tensor([context], device=self.device), cache, length, position)
+        return self._forward_batch(
+            [self._tokens(f" {q}{tail}") for q in group.questions],
+            cache,
+            length + len(context),
+            position + len(context),
+        )
+
+    def _tokens(self, text: str) -> list[int]:
+        return list(self.processor.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def _forward(self, ids: Any, cache: Any, length: int, position: int) -> Any:
         torch = self.torch
-        tokenizer = self.processor.tokenizer
-        encoded = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
-        count, longest = len(encoded), max(len(ids) for ids in encoded)
-        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        # right padding: with a causal mask no real token sees the padding after it
-        ids = torch.full((count, longest), pad, dtype=torch.long, device=self.device)
-        mask = torch.zeros((count, longest), dtype=torch.long, device=self.device)
-        for row, tokens in enumerate(encoded):
-            ids[row, : len(tokens)] = torch.tensor(tokens, device=self.device)
-            mask[row, : len(tokens)] = 1
-        prefix_len = inputs["input_ids"].shape[1]
-        start = self._next_position(inputs)
-        positions = (start + torch.arange(longest, device=self.device)).unsqueeze(0).expand(count, -1)
+        count, width = ids.shape
+        positions = (position + torch.arange(width, device=self.device)).unsqueeze(0).expand(count, -1)
         if hasattr(self.model.model, "get_rope_index"):
             positions = positions.unsqueeze(0).expand(3, -1, -1)  # M-RoPE: text advances all three axes
-        cache.batch_repeat_interleave(count)
-        attention = torch.cat([torch.ones((count, prefix_len), dtype=torch.long, device=self.device), mask], dim=1)
-        out = self.model(
-            input_ids=ids, attention_mask=attention, position_ids=positions, past_key_values=cache, use_cache=True
+        mask = torch.ones((count, length + width), dtype=torch.long, device=self.device)
+        return self.model(
+            input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True
         )
+
+    def _forward_batch(self, encoded: list[list[int]], cache: Any, length: int, position: int) -> Any:
+        """Last-token logits of each row, all rows in one forward over the cache (repeated per row)."""
+        torch = self.torch
+        count, longest = len(encoded), max(len(ids) for ids in encoded)
+        pad = self.processor.tokenizer.pad_token_id or 0
+        # right padding: with a causal mask no real token sees the padding after it
+        ids = torch.full((count, longest), pad, dtype=torch.long, device=self.device)
+        for row, tokens in enumerate(encoded):
+            ids[row, : len(tokens)] = torch.tensor(tokens, device=self.device)
+        cache.batch_repeat_interleave(count)
+        out = self._forward(ids, cache, length, position)
         last = torch.tensor([len(tokens) - 1 for tokens in encoded], device=self.device)
         return out.logits[torch.arange(count, device=self.device), last]
 

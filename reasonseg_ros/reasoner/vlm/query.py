@@ -4,8 +4,9 @@ The model first answers with boxes; then, for every target with a box,
 candidate points inside and around it are each asked "is this point on the
 object?". The probability of "Yes" against "No" picks positive and negative
 SAM points. Scoring is the client's job (:meth:`VlmClient.yes_probabilities`):
-the local backend encodes the image and instruction once and scores every
-candidate of every target in one batched forward.
+the local backend encodes the image and instruction once, extends that KV
+cache by each target's box sentence, and scores all of the target's
+candidates in one batched forward.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import replace
 import numpy as np
 
 from reasonseg_ros.config import VlmConfig
-from reasonseg_ros.reasoner.vlm.client import VlmClient
+from reasonseg_ros.reasoner.vlm.client import QueryGroup, VlmClient
 from reasonseg_ros.reasoner.vlm.coords import CoordinateFrame
 from reasonseg_ros.reasoner.vlm.prompt import PromptText, query_question, query_target
 from reasonseg_ros.types import Prompt, ReasonerOutput, Target
@@ -79,21 +80,24 @@ def refine_with_queries(
 ) -> ReasonerOutput:
     """Replace the points of every boxed target with the ones its yes/no queries choose."""
     plan: list[tuple[int, np.ndarray]] = []
-    suffixes: list[str] = []
+    groups: list[QueryGroup] = []
     for index, target in enumerate(output.targets):
         box = target.prompt.box
         if box is None:
             continue
         points = candidate_points(box, config.query_candidates, config.query_margin, frame.image_size)
+        if not len(points):
+            continue
         model_box = frame.box_from_pixels(tuple(float(v) for v in box))  # type: ignore[arg-type]
-        intro = query_target(target.label, model_box)
+        questions = []
         for x, y in points:
             mx, my = frame.from_pixels(float(x), float(y))
-            suffixes.append(f"{intro} {query_question(target.label, round(mx), round(my))}")
+            questions.append(query_question(target.label, round(mx), round(my)))
+        groups.append(QueryGroup(query_target(target.label, model_box), tuple(questions)))
         plan.append((index, points))
-    if not suffixes:
+    if not groups:
         return output
-    p_yes = np.asarray(client.yes_probabilities(image, prefix, suffixes), dtype=np.float64)
+    p_yes = np.asarray(client.yes_probabilities(image, prefix, groups), dtype=np.float64)
     targets = list(output.targets)
     warnings = list(output.warnings)
     start = 0

@@ -29,6 +29,7 @@ import numpy as np
 
 from reasonseg_ros.config import RemoteConfig, VlmConfig
 from reasonseg_ros.errors import ConfigError, ModelError, ModelOutputError
+from reasonseg_ros.reasoner.vlm.client import QueryGroup
 from reasonseg_ros.reasoner.vlm.coords import QWEN_PATCH_FACTOR, smart_resize
 from reasonseg_ros.reasoner.vlm.dataurl import data_url, resize
 from reasonseg_ros.reasoner.vlm.local import NO_WORDS, YES_WORDS
@@ -110,10 +111,15 @@ class RemoteVlm:
             raise ModelOutputError("the server's answer has no message content", json.dumps(response)[:2000])
         return content
 
-    def yes_probabilities(self, image: np.ndarray, prefix: PromptText, suffixes: Sequence[str]) -> np.ndarray:
+    def yes_probabilities(self, image: np.ndarray, prefix: PromptText, groups: Sequence[QueryGroup]) -> np.ndarray:
         image_url = self._image(image)
         options = {"max_tokens": 1, "temperature": 0.0, "logprobs": True, "top_logprobs": TOP_LOGPROBS}
-        bodies = [self._body(image_url, prefix.system, f"{prefix.user}\n{s}", **options) for s in suffixes]
+        # one request per question; a server with prefix caching (vLLM's default) reuses the shared image prefix
+        bodies = [
+            self._body(image_url, prefix.system, f"{prefix.user}\n{group.context} {question}", **options)
+            for group in groups
+            for question in group.questions
+        ]
         # the semaphore in _post caps what is in flight; the pool only has to be as wide
         with ThreadPoolExecutor(max_workers=self.remote.max_in_flight) as pool:
             responses = list(pool.map(self._post, bodies))
