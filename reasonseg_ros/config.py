@@ -117,6 +117,7 @@ class RemoteConfig:
     image_format: Literal["png", "jpeg"] = "jpeg"
     """How the frame travels in the data URL; jpeg needs pillow, png needs nothing."""
     jpeg_quality: int = 90
+    """JPEG quality (1-100) of the frames sent (image_format: jpeg)."""
 
 
 @dataclass
