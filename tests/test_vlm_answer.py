@@ -165,7 +165,11 @@ def test_boxes_are_clipped_and_bad_ones_dropped_with_warnings():
         }
     )
     out = read_answer(raw, frame, EMPTY, "things")
-    assert [t.label for t in out.targets] == ["wide"]
+    assert [t.label for t in out.targets] == ["wide"] and not out.rejections
+    dropped = read_answer('[{"label": "mug", "box": [9, 9, 1, 1]}]', frame, EMPTY, "the mug")
+    assert [(r.phrase, r.reason) for r in dropped.rejections] == [
+        ("the mug", "the model's targets had no usable box or point")
+    ]
     np.testing.assert_allclose(out.targets[0].prompt.box, [0, 5, 200, 50])
     text = " ".join(out.warnings)
     for phrase in ("clipped", "inverted", "outside", "not [x1, y1, x2, y2]"):

@@ -133,7 +133,8 @@ def read_answer(
         warnings.append(f"reply is not a string ({type(reply).__name__}), ignored")
         reply = ""
     if not targets and not rejections:
-        rejections.append(Rejection(instruction, "the model found no matching object"))
+        reason = "the model's targets had no usable box or point" if entries else "the model found no matching object"
+        rejections.append(Rejection(instruction, reason))
     return ReasonerOutput(
         reply=reply.strip(),
         targets=tuple(targets),
