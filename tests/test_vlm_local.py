@@ -228,3 +228,13 @@ def test_the_tiny_model_runs_on_cuda_with_the_same_query_scores(tiny_vlm_dir, ti
         tiny_reasoner.client.yes_probabilities(image, prefix, groups),
         atol=1e-3,
     )
+
+
+def test_the_configured_pixel_bounds_drive_the_processor_resize(tiny_reasoner):
+    from dataclasses import replace
+
+    base = tiny_reasoner.client
+    small = LocalVlm(base.model, base.processor, replace(base.config, max_pixels=28 * 28 * 8))
+    grid = small.encode(scene(HEIGHT, WIDTH), "s", "u")["image_grid_thw"][0].tolist()
+    assert (grid[1] * 14, grid[2] * 14) == small.model_size(HEIGHT, WIDTH)
+    assert small.model_size(HEIGHT, WIDTH)[0] < base.model_size(HEIGHT, WIDTH)[0]

@@ -85,8 +85,11 @@ class LocalVlm:
         return self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
 
     def _encode(self, image: np.ndarray, text: str) -> Any:
-        size = {"shortest_edge": self.config.min_pixels, "longest_edge": self.config.max_pixels}
-        inputs = self.processor(text=[text], images=[image], size=size, return_tensors="pt")
+        options: dict[str, Any] = {}
+        if getattr(self.processor.image_processor, "merge_size", None) is not None:
+            # Qwen-style processors: the pixel bounds of their resize come from config
+            options["size"] = {"shortest_edge": self.config.min_pixels, "longest_edge": self.config.max_pixels}
+        inputs = self.processor(text=[text], images=[image], return_tensors="pt", **options)
         inputs = inputs.to(self.device)
         if "pixel_values" in inputs:
             inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
