@@ -40,7 +40,13 @@ from reasonseg_ros.reasoner.vlm.answer import read_answer
 from reasonseg_ros.reasoner.vlm.client import QueryGroup
 from reasonseg_ros.reasoner.vlm.coords import CoordinateFrame
 from reasonseg_ros.reasoner.vlm.local import LocalVlm
-from reasonseg_ros.reasoner.vlm.prompt import PromptText, build_prompt, build_query_prefix
+from reasonseg_ros.reasoner.vlm.prompt import (
+    PromptText,
+    build_prompt,
+    build_query_prefix,
+    query_question,
+    query_target,
+)
 from reasonseg_ros.reasoner.vlm.reasoner import VlmReasoner
 from reasonseg_ros.reasoner.vlm.tiny import build_tiny_qwen2_5_vl
 from reasonseg_ros.types import SegmentedObject
@@ -136,8 +142,8 @@ def main() -> None:
     prefix = build_query_prefix("the mug", frame)
     groups = [
         QueryGroup(
-            "The mug is inside the box [100, 40, 200, 200].",
-            tuple(f"Is the point [{120 + 4 * i}, 90] on the mug? Answer Yes or No." for i in range(CANDIDATES)),
+            query_target("mug", [100, 40, 200, 200]),
+            tuple(query_question(120 + 4 * i, 90) for i in range(CANDIDATES)),
         )
     ]
     inputs = client.encode(image, prefix.system, prefix.user)

@@ -42,7 +42,9 @@ DIRECT_POINTS = (
 )
 QUERY_POINTS = '- Leave "points" and "negative_points" empty: the box is enough.'
 
-QUESTION = "Is the point [{x}, {y}] on the {label}? Answer Yes or No."
+QUERY_CONTEXT = "The {label} is inside the box [{box}]. Answer Yes or No: is this point on the {label}?"
+"""Shared by all the questions about one target, so that each question adds only its point."""
+QUESTION = "[{x}, {y}]"
 
 
 @dataclass(frozen=True)
@@ -114,13 +116,13 @@ def build_query_prefix(instruction: str, frame: CoordinateFrame) -> PromptText:
 
 
 def query_target(label: str, box: list[float]) -> str:
-    """The sentence that places one target before its questions."""
-    coords = ", ".join(_number(v) for v in box)
-    return f"The {label} is inside the box [{coords}]."
+    """The text that places one target and asks about "this point", before its questions."""
+    return QUERY_CONTEXT.format(label=label, box=", ".join(_number(v) for v in box))
 
 
-def query_question(label: str, x: float, y: float) -> str:
-    return QUESTION.format(x=_number(x), y=_number(y), label=label)
+def query_question(x: float, y: float) -> str:
+    """One candidate point; the fewer its tokens, the cheaper each candidate."""
+    return QUESTION.format(x=_number(x), y=_number(y))
 
 
 def _extent(frame: CoordinateFrame) -> tuple[float, float]:

@@ -92,7 +92,7 @@ def refine_with_queries(
         questions = []
         for x, y in points:
             mx, my = frame.from_pixels(float(x), float(y))
-            questions.append(query_question(target.label, round(mx), round(my)))
+            questions.append(query_question(round(mx), round(my)))
         groups.append(QueryGroup(query_target(target.label, model_box), tuple(questions)))
         plan.append((index, points))
     if not groups:

@@ -34,7 +34,7 @@ CHAT_TEMPLATE = (
 CORPUS = (
     '{"targets": [{"label": "mug", "box": [10, 20, 110, 140], "points": [[40, 60]], "confidence": 0.9}], '
     '"rejections": [{"phrase": "the red cup", "reason": "none visible"}], "reply": "Found the mug."}',
-    "Yes No yes no. Is the point on the object? Answer Yes or No. Instruction: the cup left of it.",
+    "Yes No yes no. Answer Yes or No: is this point on the object? Instruction: the cup left of it.",
     "system user assistant Remembered objects from earlier rounds, id label box round none.",
 )
 MIN_PIXELS = 56 * 56
