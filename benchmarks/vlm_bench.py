@@ -5,8 +5,10 @@ Reports, in one run:
       mode (a shorter box-only answer, then yes/no scoring of candidate
       points); answer lengths are fixed token counts (--direct-tokens,
       --query-tokens) since a random model's answers are noise;
-  (b) the cost per candidate point: scoring 20 candidates in one batched
-      forward on the cached prefix vs generating 20 tokens;
+  (b) the cost per candidate point: scoring 20 candidates on the KV cache
+      that generating the answer left (the end of the answer and the next
+      turn's header, the target's text, then one batched forward of the 20
+      points) vs generating 20 tokens;
   (c) prompt length in tokens with 1, 10 and 50 remembered objects, with the
       memory cap (``vlm.memory_objects``) and without it;
   (d) time to parse and validate an answer.
@@ -40,13 +42,7 @@ from reasonseg_ros.reasoner.vlm.answer import read_answer
 from reasonseg_ros.reasoner.vlm.client import QueryGroup
 from reasonseg_ros.reasoner.vlm.coords import CoordinateFrame
 from reasonseg_ros.reasoner.vlm.local import LocalVlm
-from reasonseg_ros.reasoner.vlm.prompt import (
-    PromptText,
-    build_prompt,
-    build_query_prefix,
-    query_question,
-    query_target,
-)
+from reasonseg_ros.reasoner.vlm.prompt import PromptText, build_prompt, query_question, query_target
 from reasonseg_ros.reasoner.vlm.reasoner import VlmReasoner
 from reasonseg_ros.reasoner.vlm.tiny import build_tiny_qwen2_5_vl
 from reasonseg_ros.types import SegmentedObject
@@ -68,16 +64,17 @@ def best_ms(fn: Callable[[], object], repeats: int) -> float:
 
 
 class FixedLengthVlm(LocalVlm):
-    """Generates exactly ``tokens`` tokens (the real compute), then answers ``answer`` (a random model's
-    text would not parse, and query mode needs its boxes)."""
+    """Generates exactly ``tokens`` tokens (the real compute, and in query mode the cache the questions
+    continue), then answers ``answer`` (a random model's text would not parse, and query mode needs boxes)."""
 
     tokens = 0
     answer = ""
 
+    def _generate_options(self) -> dict[str, Any]:
+        return {"max_new_tokens": self.tokens, "min_new_tokens": self.tokens, "do_sample": False}
+
     def generate(self, image: np.ndarray, prompt: PromptText) -> str:
-        inputs = self.encode(image, prompt.system, prompt.user)
-        with torch.inference_mode():
-            self.model.generate(**inputs, max_new_tokens=self.tokens, min_new_tokens=self.tokens, do_sample=False)
+        super().generate(image, prompt)
         return self.answer
 
 
@@ -129,24 +126,25 @@ def main() -> None:
     direct = VlmReasoner(client, config)
     figures["direct_round_ms"] = best_ms(lambda: direct.reason(image, "the mug", empty), args.repeats)
     query_config = replace(config, point_mode="query", query_candidates=CANDIDATES)
-    query = VlmReasoner(client, query_config)
+    asker = FixedLengthVlm(base.model, base.processor, query_config, base.name)
+    asker.tokens, asker.answer = args.query_tokens, answer_json(1, frame, points=False)
+    query = VlmReasoner(asker, query_config)
 
     def query_round() -> None:
-        client.tokens, client.answer = args.query_tokens, answer_json(1, frame, points=False)
         out = query.reason(image, "the mug", empty)
         assert out.targets[0].prompt.points is not None or out.warnings
 
     figures["query_round_ms"] = best_ms(query_round, args.repeats)
 
-    # (b) cost per candidate: batched scoring vs generating as many tokens
-    prefix = build_query_prefix("the mug", frame)
+    # (b) cost per candidate: batched scoring on the generation's cache vs generating as many tokens
+    prompt = build_prompt("the mug", empty, frame, memory_cap=config.memory_objects, point_mode="query")
     groups = [
         QueryGroup(
             query_target("mug", [100, 40, 200, 200]),
             tuple(query_question(120 + 4 * i, 90) for i in range(CANDIDATES)),
         )
     ]
-    inputs = client.encode(image, prefix.system, prefix.user)
+    inputs = client.encode(image, prompt.system, prompt.user)
     with torch.inference_mode():
         figures["prefill_ms"] = best_ms(lambda: client.model(**inputs, use_cache=True), args.repeats)
         figures["generate_20_tokens_ms"] = best_ms(
@@ -155,9 +153,12 @@ def main() -> None:
             ),
             args.repeats,
         )
-    figures["score_20_candidates_ms"] = best_ms(lambda: client.yes_probabilities(image, prefix, groups), args.repeats)
     figures["decode_20_tokens_ms"] = figures["generate_20_tokens_ms"] - figures["prefill_ms"]
-    figures["scoring_after_prefill_20_ms"] = figures["score_20_candidates_ms"] - figures["prefill_ms"]
+    scoring = []
+    for _ in range(args.repeats + 1):
+        answer = asker.generate(image, prompt)  # leaves the cache the questions continue
+        scoring.append(timed(lambda answer=answer: asker.yes_probabilities(image, prompt, answer, groups)))
+    figures["score_20_candidates_after_generate_ms"] = min(scoring[1:])
 
     # (c) prompt length as memory grows
     tokenizer = client.processor.tokenizer

@@ -19,8 +19,8 @@ from reasonseg_ros.config import load_config
 from reasonseg_ros.errors import CheckpointError, ModelOutputError
 from reasonseg_ros.reasoner import create_reasoner
 from reasonseg_ros.reasoner.vlm.client import QueryGroup
-from reasonseg_ros.reasoner.vlm.local import QUERY_SLOT, LocalVlm
-from reasonseg_ros.reasoner.vlm.prompt import PromptText, build_query_prefix
+from reasonseg_ros.reasoner.vlm.local import LocalVlm
+from reasonseg_ros.reasoner.vlm.prompt import PromptText
 from reasonseg_ros.reasoner.vlm.query import candidate_points, choose_points
 from reasonseg_ros.reasoner.vlm.reasoner import VlmReasoner
 from reasonseg_ros.types import Instruction
@@ -180,39 +180,90 @@ def test_query_mode_scores_all_candidates_in_one_batched_forward_after_one_prefi
         assert set(target.prompt.point_labels.tolist()) <= {0, 1}
 
 
-def test_batched_cached_scores_equal_unbatched_full_forwards(tiny_reasoner):
-    from reasonseg_ros.reasoner.vlm.coords import CoordinateFrame
+GROUPS = [
+    QueryGroup(
+        "The mug is inside the box [4, 4, 60, 50]. Answer Yes or No: is this point on the mug?",
+        ("[5, 5]", "[30, 20]", "[100, 7]", "[1000, 1000] or not?"),  # lengths differ: right padding must not matter
+    ),
+    QueryGroup("The bowl is inside the box [70, 10, 160, 100]. Is this point on the bowl?", ("[80, 20]",)),
+]
 
+
+def p_yes_of(client: LocalVlm, logits: Any) -> float:
+    log_probs = torch.log_softmax(logits.float(), -1)
+    yes = torch.logsumexp(log_probs[client._yes_ids], -1)
+    no = torch.logsumexp(log_probs[client._no_ids], -1)
+    return float(torch.sigmoid(yes - no))
+
+
+def test_batched_scores_equal_unbatched_full_forwards_for_an_answer_given_as_text(tiny_reasoner):
     client = tiny_reasoner.client
     image = scene(HEIGHT, WIDTH, seed=3)
-    frame = CoordinateFrame("qwen2_5_vl", (HEIGHT, WIDTH), client.model_size(HEIGHT, WIDTH))
-    prefix = build_query_prefix("the mug and the bowl", frame)
-    groups = [
-        QueryGroup(
-            "The mug is inside the box [4, 4, 60, 50].",
-            (
-                "Is the point [5, 5] on the mug? Answer Yes or No.",
-                "Is the point [30, 20] on the mug? Answer Yes or No.",
-                "Is the point [100, 7] on the mug? Answer Yes or No.",
-                "Yes?",  # lengths differ: right padding must not matter
-            ),
-        ),
-        QueryGroup("The bowl is inside the box [70, 10, 160, 100].", ("Is the point [80, 20] on the bowl?",)),
-    ]
-    batched = client.yes_probabilities(image, prefix, groups)
-    head, tail = client._template(prefix.system, f"{prefix.user}\n{QUERY_SLOT}").split(QUERY_SLOT)
+    prompt = PromptText("system text", "Instruction: the mug and the bowl")
+    answer = '{"targets": [{"label": "mug", "box": [4, 4, 60, 50]}]}'
+    batched = client.yes_probabilities(image, prompt, answer, GROUPS)
+    head, between, tail = client.conversation(prompt)
     single = []
-    for group in groups:
+    for group in GROUPS:
         for question in group.questions:
-            inputs = client._encode(image, f"{head}{group.context} {question}{tail}")
+            inputs = client._encode(image, f"{head}{answer}{between}{group.context} {question}{tail}")
             with torch.inference_mode():
-                logits = client.model(**inputs).logits[0, -1].float()
-            log_probs = torch.log_softmax(logits, -1)
-            yes = torch.logsumexp(log_probs[client._yes_ids], -1)
-            no = torch.logsumexp(log_probs[client._no_ids], -1)
-            single.append(float(torch.sigmoid(yes - no)))
+                single.append(p_yes_of(client, client.model(**inputs).logits[0, -1]))
     np.testing.assert_allclose(batched, single, atol=1e-5)
     assert len(set(np.round(batched, 6))) > 1  # the questions are really told apart
+
+
+def test_questions_continue_the_generation_cache_without_encoding_the_image_again(tiny_vlm_dir):
+    from dataclasses import replace
+
+    base = create_reasoner(load_config(None, vlm_overrides(tiny_vlm_dir)).reasoner).client
+    client = LocalVlm(base.model, base.processor, replace(base.config, point_mode="query", max_new_tokens=9))
+    image = scene(HEIGHT, WIDTH, seed=4)
+    prompt = PromptText("system text", "Instruction: the mug")
+    answer = client.generate(image, prompt)
+    generated = client._generated
+    assert generated is not None and generated.prompt is prompt
+    calls: list[dict[str, Any]] = []
+
+    def record(module: Any, args: Any, kwargs: dict[str, Any], output: Any) -> None:
+        calls.append({"batch": kwargs["input_ids"].shape[0], "image": kwargs.get("pixel_values") is not None})
+
+    handle = client.model.register_forward_hook(record, with_kwargs=True)
+    try:
+        batched = client.yes_probabilities(image, prompt, answer, GROUPS)
+    finally:
+        handle.remove()
+    # the end of the answer + the next turn's header, then per target: its text, then its questions in one batch
+    assert calls == [{"batch": 1, "image": False}] + [
+        call
+        for group in GROUPS
+        for call in ({"batch": 1, "image": False}, {"batch": len(group.questions), "image": False})
+    ]
+    # the reference: every question run from scratch on the exact token ids (image, prompt, generated answer)
+    _head, between, tail = client.conversation(prompt)
+    header = client._tokens(between)
+    answer_ids = generated.new_ids if header[0] == generated.new_ids[-1] else [*generated.new_ids, header[0]]
+    single = []
+    for group in GROUPS:
+        for question in group.questions:
+            ids = (
+                generated.inputs["input_ids"][0].tolist()
+                + answer_ids
+                + header[1:]
+                + client._tokens(group.context)
+                + client._tokens(f" {question}{tail}")
+            )
+            inputs = dict(generated.inputs)
+            inputs["input_ids"] = torch.tensor([ids])
+            inputs["attention_mask"] = torch.ones_like(inputs["input_ids"])
+            if "mm_token_type_ids" in inputs:
+                types = generated.inputs["mm_token_type_ids"]
+                extra = torch.zeros((1, len(ids) - types.shape[1]), dtype=types.dtype)
+                inputs["mm_token_type_ids"] = torch.cat([types, extra], dim=1)
+            with torch.inference_mode():
+                single.append(p_yes_of(client, client.model(**inputs).logits[0, -1]))
+    np.testing.assert_allclose(batched, single, atol=1e-5)
+    assert client._generated is None  # the cache is used once and released
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -221,11 +272,10 @@ def test_the_tiny_model_runs_on_cuda_with_the_same_query_scores(tiny_vlm_dir, ti
     gpu = create_reasoner(config)
     assert gpu.client.device.type == "cuda"
     image = scene(HEIGHT, WIDTH)
-    prefix = PromptText("system", "Instruction: the mug")
-    groups = [QueryGroup("The mug is inside the box [1, 1, 50, 50].", ("Is the point [3, 4] on the mug?", "Is it?"))]
+    prompt = PromptText("system", "Instruction: the mug")
     np.testing.assert_allclose(
-        gpu.client.yes_probabilities(image, prefix, groups),
-        tiny_reasoner.client.yes_probabilities(image, prefix, groups),
+        gpu.client.yes_probabilities(image, prompt, '{"targets": []}', GROUPS),
+        tiny_reasoner.client.yes_probabilities(image, prompt, '{"targets": []}', GROUPS),
         atol=1e-3,
     )
 

@@ -277,8 +277,10 @@ def test_an_unreachable_server_is_a_model_error(api_key):
 
 def logprob_answer(body: dict[str, Any]) -> tuple:
     """Yes for points in the left half of the 0-1000 frame, No elsewhere."""
-    assert "Answer Yes or No: is this point on the mug?" in body["messages"][1]["content"][1]["text"]
-    question = body["messages"][1]["content"][1]["text"].rsplit("[", 1)[1]
+    assistant, turn = body["messages"][2:]
+    assert assistant == {"role": "assistant", "content": '{"targets": [{"label": "mug", "box": [200, 200, 800, 800]}]}'}
+    assert "Answer Yes or No: is this point on the mug?" in turn["content"] and turn["role"] == "user"
+    question = turn["content"].rsplit("[", 1)[1]
     x = float(question.split(",")[0])
     yes, no = (-0.1, -2.5) if x < 500 else (-3.0, -0.05)
     top = [{"token": "Yes", "logprob": yes}, {"token": "No", "logprob": no}, {"token": " yes", "logprob": -6.0}]

@@ -32,10 +32,12 @@ class VlmClient(Protocol):
         """The model's answer text for ``image`` and ``prompt``."""
         ...
 
-    def yes_probabilities(self, image: np.ndarray, prefix: PromptText, groups: Sequence[QueryGroup]) -> np.ndarray:
+    def yes_probabilities(
+        self, image: np.ndarray, prompt: PromptText, answer: str, groups: Sequence[QueryGroup]
+    ) -> np.ndarray:
         """P(Yes) / (P(Yes) + P(No)) of the first answer token for every question of every group, in order.
 
-        Each question's user text is ``prefix.user``, a newline, the group's
-        context, a space and the question.
+        Each question is the next user turn after ``prompt`` and the model's
+        ``answer`` to it: the group's context, a space, the question.
         """
         ...

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import inspect
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -23,13 +24,25 @@ from reasonseg_ros.reasoner.vlm.coords import smart_resize
 from reasonseg_ros.reasoner.vlm.prompt import PromptText
 
 QUERY_SLOT = "<<reasonseg-query>>"
-"""Marks where the questions go in the templated prefix; the text after it closes every question."""
+"""Marks where a question goes in the templated conversation; the text after it closes every question."""
+ANSWER_SLOT = "<<reasonseg-answer>>"
+"""Marks where the model's answer goes in the templated conversation."""
 YES_WORDS = ("Yes", "yes")
 NO_WORDS = ("No", "no")
 
 
+@dataclass
+class Generated:
+    """The last generation, kept in query mode so that the questions continue its KV cache."""
+
+    prompt: PromptText
+    inputs: Any
+    new_ids: list[int]
+    cache: Any
+
+
 class LocalVlm:
-    """A loaded processor and model; see :meth:`load`."""
+    """A loaded processor and model; see :meth:`load`. One round at a time (the engine's worker)."""
 
     def __init__(self, model: Any, processor: Any, config: VlmConfig, name: str | None = None) -> None:
         self.torch = require("torch", "the vlm reasoner")
@@ -41,6 +54,7 @@ class LocalVlm:
         tokenizer = processor.tokenizer
         self._yes_ids = _first_token_ids(tokenizer, YES_WORDS)
         self._no_ids = _first_token_ids(tokenizer, NO_WORDS)
+        self._generated: Generated | None = None
 
     @classmethod
     def load(cls, config: VlmConfig) -> LocalVlm:
@@ -96,29 +110,55 @@ class LocalVlm:
         return inputs
 
     def generate(self, image: np.ndarray, prompt: PromptText) -> str:
+        self._generated = None
         inputs = self.encode(image, prompt.system, prompt.user)
+        try:
+            with self.torch.inference_mode():
+                output = self.model.generate(**inputs, **self._generate_options(), return_dict_in_generate=True)
+        except RuntimeError as exc:
+            raise ModelError(f"the VLM failed while generating: {str(exc).splitlines()[0]}") from exc
+        new_ids = output.sequences[0, inputs["input_ids"].shape[1] :]
+        if self.config.point_mode == "query" and len(new_ids) and output.past_key_values is not None:
+            # query mode asks its questions on this cache: the image is not encoded again
+            self._generated = Generated(prompt, inputs, new_ids.tolist(), output.past_key_values)
+        return self.processor.batch_decode(new_ids[None], skip_special_tokens=True)[0]
+
+    def _generate_options(self) -> dict[str, Any]:
         options: dict[str, Any] = {"max_new_tokens": self.config.max_new_tokens, "do_sample": self.config.do_sample}
         if self.config.do_sample:
             options["temperature"] = self.config.temperature
-        try:
-            with self.torch.inference_mode():
-                output = self.model.generate(**inputs, **options)
-        except RuntimeError as exc:
-            raise ModelError(f"the VLM failed while generating: {str(exc).splitlines()[0]}") from exc
-        new_tokens = output[:, inputs["input_ids"].shape[1] :]
-        return self.processor.batch_decode(new_tokens, skip_special_tokens=True)[0]
+        return options
 
-    def yes_probabilities(self, image: np.ndarray, prefix: PromptText, groups: Sequence[QueryGroup]) -> np.ndarray:
+    def conversation(self, prompt: PromptText) -> tuple[str, str, str]:
+        """``(head, between, tail)``: the templated text before the answer, between the answer and a
+        question, and after the question (ending with the assistant's header)."""
+        messages = [
+            {"role": "system", "content": [{"type": "text", "text": prompt.system}]},
+            {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt.user}]},
+            {"role": "assistant", "content": [{"type": "text", "text": ANSWER_SLOT}]},
+            {"role": "user", "content": [{"type": "text", "text": QUERY_SLOT}]},
+        ]
+        text = self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        head, rest = text.split(ANSWER_SLOT, 1)
+        between, tail = rest.split(QUERY_SLOT, 1)
+        return head, between, tail
+
+    def yes_probabilities(
+        self, image: np.ndarray, prompt: PromptText, answer: str, groups: Sequence[QueryGroup]
+    ) -> np.ndarray:
         torch = self.torch
-        templated = self._template(prefix.system, f"{prefix.user}\n{QUERY_SLOT}")
-        head, tail = templated.split(QUERY_SLOT, 1)
-        inputs = self._encode(image, head)
+        head, between, tail = self.conversation(prompt)
+        generated, self._generated = self._generated, None
         scores = []
         try:
             with torch.inference_mode():
-                # image + instruction: encoded once per round
-                cache = self.model(**inputs, use_cache=True).past_key_values
-                length, position = int(inputs["input_ids"].shape[1]), self._next_position(inputs)
+                if generated is not None and generated.prompt is prompt:
+                    cache, length, position = self._continue(generated, between)
+                else:
+                    # no cache of this answer's generation (e.g. the answer came from elsewhere): one prefill
+                    inputs = self._encode(image, head + answer + between)
+                    cache = self.model(**inputs, use_cache=True).past_key_values
+                    length, position = int(inputs["input_ids"].shape[1]), self._next_position(inputs)
                 for group in groups:
                     logits = self._score_group(copy.deepcopy(cache), length, position, group, tail)
                     log_probs = torch.log_softmax(logits.float(), dim=-1)
@@ -128,6 +168,19 @@ class LocalVlm:
         except RuntimeError as exc:
             raise ModelError(f"the VLM failed while scoring query points: {str(exc).splitlines()[0]}") from exc
         return np.concatenate(scores) if scores else np.zeros(0)
+
+    def _continue(self, generated: Generated, between: str) -> tuple[Any, int, int]:
+        """Extend the generation's cache by the end of the answer and the next user turn's header."""
+        cache = generated.cache
+        prompt_length = int(generated.inputs["input_ids"].shape[1])
+        length = cache.get_seq_length()
+        position = self._next_position(generated.inputs) + (length - prompt_length)
+        header = self._tokens(between)
+        last = generated.new_ids[-1]  # generated, but never fed back: not in the cache yet
+        # when generation stopped at the end-of-turn token, ``between`` starts with that same token
+        continuation = header if header and header[0] == last else [last, *header]
+        self._forward(self.torch.tensor([continuation], device=self.device), cache, length, position)
+        return cache, length + len(continuation), position + len(continuation)
 
     def _score_group(self, cache: Any, length: int, position: int, group: QueryGroup, tail: str) -> Any:
         """Next-token logits after each question of ``group``: the target's sentence extends the cache once,

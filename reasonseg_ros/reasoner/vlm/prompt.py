@@ -104,17 +104,6 @@ def build_prompt(
     return PromptText(system, user, listed)
 
 
-QUERY_SYSTEM = """You are the eyes of a robot. Coordinates are {coords}; the image is {width} wide and {height} high \
-in them. Answer each question about the image with Yes or No only."""
-
-
-def build_query_prefix(instruction: str, frame: CoordinateFrame) -> PromptText:
-    """The texts shared by every candidate point of a round (query mode): image, then instruction."""
-    width, height = _extent(frame)
-    system = QUERY_SYSTEM.format(coords=frame.convention.describe, width=_number(width), height=_number(height))
-    return PromptText(system, f"Instruction: {instruction}")
-
-
 def query_target(label: str, box: list[float]) -> str:
     """The text that places one target and asks about "this point", before its questions."""
     return QUERY_CONTEXT.format(label=label, box=", ".join(_number(v) for v in box))

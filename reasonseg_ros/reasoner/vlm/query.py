@@ -3,10 +3,11 @@
 The model first answers with boxes; then, for every target with a box,
 candidate points inside and around it are each asked "is this point on the
 object?". The probability of "Yes" against "No" picks positive and negative
-SAM points. Scoring is the client's job (:meth:`VlmClient.yes_probabilities`):
-the local backend encodes the image and instruction once, extends that KV
-cache by each target's box sentence, and scores all of the target's
-candidates in one batched forward.
+SAM points. The questions are the next user turn after the model's answer.
+Scoring is the client's job (:meth:`VlmClient.yes_probabilities`): the local
+backend continues the KV cache of the answer's own generation (the image is
+not encoded again), extends it once by each target's text, and scores all of
+the target's candidates in one batched forward.
 """
 
 from __future__ import annotations
@@ -74,7 +75,8 @@ def refine_with_queries(
     output: ReasonerOutput,
     client: VlmClient,
     image: np.ndarray,
-    prefix: PromptText,
+    prompt: PromptText,
+    answer: str,
     frame: CoordinateFrame,
     config: VlmConfig,
 ) -> ReasonerOutput:
@@ -97,7 +99,7 @@ def refine_with_queries(
         plan.append((index, points))
     if not groups:
         return output
-    p_yes = np.asarray(client.yes_probabilities(image, prefix, groups), dtype=np.float64)
+    p_yes = np.asarray(client.yes_probabilities(image, prompt, answer, groups), dtype=np.float64)
     targets = list(output.targets)
     warnings = list(output.warnings)
     start = 0

@@ -15,7 +15,7 @@ from reasonseg_ros.memory import MemoryView
 from reasonseg_ros.reasoner.vlm.answer import read_answer
 from reasonseg_ros.reasoner.vlm.client import VlmClient
 from reasonseg_ros.reasoner.vlm.coords import CONVENTIONS, CoordinateFrame
-from reasonseg_ros.reasoner.vlm.prompt import PROMPT_VERSION, build_prompt, build_query_prefix
+from reasonseg_ros.reasoner.vlm.prompt import PROMPT_VERSION, build_prompt
 from reasonseg_ros.reasoner.vlm.query import refine_with_queries
 from reasonseg_ros.types import ReasonerOutput
 
@@ -43,6 +43,5 @@ class VlmReasoner:
         # an unreadable answer raises ModelOutputError carrying ``raw``; the engine makes it an error round
         output = read_answer(raw, frame, memory, text, keep_raw=self.config.keep_raw)
         if self.config.point_mode == "query" and output.targets:
-            prefix = build_query_prefix(text, frame)
-            output = refine_with_queries(output, self.client, image, prefix, frame, self.config)
+            output = refine_with_queries(output, self.client, image, prompt, raw, frame, self.config)
         return replace(output, prompt=prompt.render() if self.config.keep_prompt else None)

@@ -86,15 +86,19 @@ class RemoteVlm:
             image = resize(image, *self.model_size(*image.shape[:2]))
         return data_url(image, self.remote.image_format, self.remote.jpeg_quality)
 
-    def _body(self, image_url: str, system: str, user: str, **options: Any) -> dict[str, Any]:
+    def _body(self, image_url: str, prompt: PromptText, *turns: dict[str, Any], **options: Any) -> dict[str, Any]:
         return {
             "model": self.remote.model,
             "messages": [
-                {"role": "system", "content": system},
+                {"role": "system", "content": prompt.system},
                 {
                     "role": "user",
-                    "content": [{"type": "image_url", "image_url": {"url": image_url}}, {"type": "text", "text": user}],
+                    "content": [
+                        {"type": "image_url", "image_url": {"url": image_url}},
+                        {"type": "text", "text": prompt.user},
+                    ],
                 },
+                *turns,
             ],
             **options,
         }
@@ -102,7 +106,7 @@ class RemoteVlm:
     def generate(self, image: np.ndarray, prompt: PromptText) -> str:
         options: dict[str, Any] = {"max_tokens": self.vlm.max_new_tokens}
         options["temperature"] = self.vlm.temperature if self.vlm.do_sample else 0.0
-        response = self._post(self._body(self._image(image), prompt.system, prompt.user, **options))
+        response = self._post(self._body(self._image(image), prompt, **options))
         message = _choice(response).get("message")
         content = message.get("content") if isinstance(message, dict) else None
         if isinstance(content, list):  # some servers answer content parts
@@ -111,14 +115,18 @@ class RemoteVlm:
             raise ModelOutputError("the server's answer has no message content", json.dumps(response)[:2000])
         return content
 
-    def yes_probabilities(self, image: np.ndarray, prefix: PromptText, groups: Sequence[QueryGroup]) -> np.ndarray:
+    def yes_probabilities(
+        self, image: np.ndarray, prompt: PromptText, answer: str, groups: Sequence[QueryGroup]
+    ) -> np.ndarray:
         image_url = self._image(image)
         options = {"max_tokens": 1, "temperature": 0.0, "logprobs": True, "top_logprobs": TOP_LOGPROBS}
-        # one request per question; a server with prefix caching (vLLM's default) reuses the shared image prefix
+        # one request per question, each the next turn after the answer; a server with prefix
+        # caching (vLLM's default) reuses the shared image + answer prefix
+        assistant = {"role": "assistant", "content": answer}
         bodies = [
-            self._body(image_url, prefix.system, f"{prefix.user}\n{group.context} {question}", **options)
-            for group in groups
-            for question in group.questions
+            self._body(image_url, prompt, assistant, {"role": "user", "content": f"{g.context} {q}"}, **options)
+            for g in groups
+            for q in g.questions
         ]
         # the semaphore in _post caps what is in flight; the pool only has to be as wide
         with ThreadPoolExecutor(max_workers=self.remote.max_in_flight) as pool:
