@@ -1,9 +1,10 @@
 """The ``vlm`` backend's model: a grounding VLM run locally with transformers.
 
 ``AutoProcessor`` + ``AutoModelForImageTextToText`` from a hub id or a local
-folder; the processor's chat template builds the prompt. Query mode encodes
-the image and instruction once, keeps the KV cache, and scores every
-candidate question in one batched forward (no generation).
+folder; the processor's chat template builds the prompt. In query mode the
+KV cache of the answer's generation is kept; the questions continue it (the
+image is encoded once per round), and all the candidate points of a target
+are scored in one batched forward (no generation).
 """
 
 from __future__ import annotations
