@@ -10,7 +10,8 @@ EXTRAS = {
     "torch": ["torch>=2.1", "torchvision", "segment-anything>=1.0", "pillow"],
     "onnx": ["onnx>=1.15", "onnxruntime>=1.17"],
     "tensorrt": ["tensorrt>=10", "cuda-python"],
-    "vlm": ["transformers>=4.50", "accelerate", "pillow"],
+    "vlm": ["transformers>=4.57", "accelerate", "pillow"],
+    "remote": ["pillow"],
     "eval": ["rosbags>=0.10", "pycocotools>=2.0.7", "matplotlib", "tqdm"],
     "test": [
         "pytest>=8",

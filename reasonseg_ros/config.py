@@ -50,10 +50,84 @@ class OracleConfig:
 
 
 @dataclass
+class VlmConfig:
+    """A grounding VLM that writes SAM prompts as JSON text (``vlm`` runs it locally; ``remote`` reads the
+    prompt, parsing and point settings from here too)."""
+
+    model: str = "Qwen/Qwen2.5-VL-7B-Instruct"
+    """Hugging Face hub id or local folder (``vlm`` backend)."""
+    family: Literal["qwen2_5_vl", "qwen3_vl", "relative_1", "absolute"] = "qwen2_5_vl"
+    """Coordinate convention of the model's answers (docs/vlm.md has the table)."""
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    """Torch dtype of the weights; auto takes the checkpoint's."""
+    device: str = "cpu"
+    """Torch device: cpu, cuda, cuda:1, ..."""
+    attn_implementation: str | None = None
+    """eager, sdpa, flash_attention_2; None lets transformers choose."""
+    local_files_only: bool = False
+    """Never contact the hub (an offline robot with the model already in its cache or folder)."""
+    min_pixels: int = 3136
+    """Smallest image area the Qwen image processor resizes to (also the client-side resize of ``remote``)."""
+    max_pixels: int = 1003520
+    """Largest image area the Qwen image processor resizes to (1280 patches of 28×28)."""
+    max_new_tokens: int = 512
+    """Longest answer generated."""
+    do_sample: bool = False
+    """Greedy decoding (false) keeps rounds reproducible."""
+    temperature: float = 1.0
+    """Sampling temperature, used only with do_sample."""
+    point_mode: Literal["direct", "query"] = "direct"
+    """direct: the answer carries the points (PPG); query: candidate points asked yes/no (PQPP)."""
+    query_candidates: int = 20
+    """Candidate points per target in query mode (inside and around its box)."""
+    query_margin: float = 0.15
+    """How far around the box the outer candidates lie, as a fraction of the box size."""
+    query_positive: float = 0.6
+    """P(yes) at or above which a candidate becomes a positive point."""
+    query_negative: float = 0.4
+    """P(yes) at or below which a candidate becomes a negative point."""
+    query_max_points: int = 4
+    """Most positive and most negative points kept per target (each)."""
+    memory_objects: int = 20
+    """Remembered objects listed in the prompt (most recently segmented first); bounds the prompt length."""
+    keep_prompt: bool = False
+    """Keep the prompt text in the result (debugging)."""
+    keep_raw: bool = True
+    """Keep the model's raw answer in the result (debugging)."""
+
+
+@dataclass
+class RemoteConfig:
+    """An OpenAI-compatible chat-completions server (vLLM, SGLang, TGI, Ollama, hosted APIs)."""
+
+    url: str = "http://127.0.0.1:8000/v1"
+    """Base URL; ``/chat/completions`` is appended."""
+    model: str = "Qwen/Qwen2.5-VL-7B-Instruct"
+    """Model name the server knows."""
+    api_key_env: str | None = None
+    """Name of the environment variable holding the API key (the key itself never goes in config or logs)."""
+    timeout_s: float = 30.0
+    """Per request."""
+    retries: int = 3
+    """Extra attempts after a 429, a 5xx, a timeout or a dropped connection."""
+    backoff_s: float = 0.5
+    """First retry delay; doubles each retry (a server's Retry-After is honoured, up to 30 s)."""
+    max_in_flight: int = 4
+    """Requests open at once (query mode sends one per candidate point)."""
+    image_format: Literal["png", "jpeg"] = "jpeg"
+    """How the frame travels in the data URL; jpeg needs pillow, png needs nothing."""
+    jpeg_quality: int = 90
+    """JPEG quality (1-100) of the frames sent (image_format: jpeg)."""
+
+
+@dataclass
 class ReasonerConfig:
-    backend: Literal["prompt", "oracle"] = "prompt"
-    """prompt: JSON boxes/points/ids; oracle: prompts from ground truth (bag replay only)."""
+    backend: Literal["prompt", "oracle", "vlm", "remote"] = "prompt"
+    """prompt: JSON boxes/points/ids; oracle: prompts from ground truth (bag replay only);
+    vlm: a local grounding VLM (transformers); remote: the same VLM prompt on an OpenAI-compatible server."""
     oracle: OracleConfig = field(default_factory=OracleConfig)
+    vlm: VlmConfig = field(default_factory=VlmConfig)
+    remote: RemoteConfig = field(default_factory=RemoteConfig)
 
 
 @dataclass
@@ -148,6 +222,10 @@ class Config:
             "node.image_qos_depth": self.node.image_qos_depth,
             "node.instruction_qos_depth": self.node.instruction_qos_depth,
             "node.latency_window": self.node.latency_window,
+            "reasoner.vlm.max_new_tokens": self.reasoner.vlm.max_new_tokens,
+            "reasoner.vlm.query_candidates": self.reasoner.vlm.query_candidates,
+            "reasoner.vlm.min_pixels": self.reasoner.vlm.min_pixels,
+            "reasoner.remote.max_in_flight": self.reasoner.remote.max_in_flight,
         }
         for key, value in positive.items():
             if value < 1:
@@ -161,9 +239,30 @@ class Config:
         for key, value in non_negative.items():
             if value < 0:
                 raise ConfigError(f"{key} must not be negative, got {value}")
+        self._validate_vlm()
         if self.memory.max_objects > 65535:
             raise ConfigError("memory.max_objects must be at most 65535 (ids fill a uint16 label image)")
         return self
+
+    def _validate_vlm(self) -> None:
+        vlm, remote = self.reasoner.vlm, self.reasoner.remote
+        if vlm.max_pixels < vlm.min_pixels:
+            raise ConfigError(f"reasoner.vlm.max_pixels ({vlm.max_pixels}) is below min_pixels ({vlm.min_pixels})")
+        if not 0.0 <= vlm.query_negative <= vlm.query_positive <= 1.0:
+            raise ConfigError("reasoner.vlm needs 0 <= query_negative <= query_positive <= 1")
+        for key, value in {
+            "reasoner.vlm.query_margin": vlm.query_margin,
+            "reasoner.vlm.query_max_points": vlm.query_max_points,
+            "reasoner.vlm.memory_objects": vlm.memory_objects,
+            "reasoner.remote.retries": remote.retries,
+            "reasoner.remote.backoff_s": remote.backoff_s,
+        }.items():
+            if value < 0:
+                raise ConfigError(f"{key} must not be negative, got {value}")
+        if remote.timeout_s <= 0:
+            raise ConfigError(f"reasoner.remote.timeout_s must be positive, got {remote.timeout_s}")
+        if not 1 <= remote.jpeg_quality <= 100:
+            raise ConfigError(f"reasoner.remote.jpeg_quality must be 1-100, got {remote.jpeg_quality}")
 
 
 T = TypeVar("T")

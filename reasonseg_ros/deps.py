@@ -17,6 +17,7 @@ EXTRA_OF_MODULE: dict[str, str] = {
     "onnxruntime": "onnx",
     "tensorrt": "tensorrt",
     "transformers": "vlm",
+    "tokenizers": "vlm",
     "rosbags": "eval",
     "pycocotools": "eval",
     "matplotlib": "eval",

@@ -112,7 +112,7 @@ class Engine:
 
         with self._stage("reason", result):
             answer = self.reasoner.reason(frame.image, instruction.text, self.memory.view(instruction.session))
-        result.reply, result.raw_output = answer.reply, answer.raw_output
+        result.reply, result.raw_output, result.prompt = answer.reply, answer.raw_output, answer.prompt
         result.warnings.extend(answer.warnings)
         rejections = list(answer.rejections)
 
@@ -221,6 +221,10 @@ def _fail(result: RoundResult, stage: str, cause: BaseException) -> None:
         detail = str(cause).splitlines()[0][:300] if str(cause) else ""
         result.error = f"{stage} failed: {type(cause).__name__}: {detail}"
     result.objects, result.masks = [], None
+    # an unreadable model answer is kept for debugging (ModelOutputError.raw_output)
+    raw_output = getattr(cause, "raw_output", None)
+    if isinstance(raw_output, str):
+        result.raw_output = raw_output
 
 
 __all__ = ["BufferedFrame", "Engine"]

@@ -37,3 +37,13 @@ class ModelError(ReasonsegError):
     """A model failed while running."""
 
     kind = "model_failure"
+
+
+class ModelOutputError(ModelError):
+    """A model answered, but with text that cannot be read; ``raw_output`` keeps that text."""
+
+    kind = "unreadable_output"
+
+    def __init__(self, message: str, raw_output: str | None = None) -> None:
+        super().__init__(message)
+        self.raw_output = raw_output

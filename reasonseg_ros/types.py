@@ -110,6 +110,8 @@ class ReasonerOutput:
     rejections: tuple[Rejection, ...] = ()
     warnings: tuple[str, ...] = ()
     raw_output: str | None = None
+    prompt: str | None = None
+    """The text the reasoner sent its model, when it keeps it (debugging)."""
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,7 @@ class RoundResult:
     error: str | None = None
     error_kind: str | None = None
     raw_output: str | None = None
+    prompt: str | None = None
     masks: np.ndarray | None = field(default=None, repr=False)
     """``N×H×W`` bool masks in the order of ``objects`` (not serialised)."""
     image: np.ndarray | None = field(default=None, repr=False)

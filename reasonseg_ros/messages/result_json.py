@@ -52,6 +52,8 @@ def round_to_dict(result: RoundResult, *, include_masks: bool = True) -> dict[st
     }
     if result.raw_output is not None:
         data["raw_output"] = result.raw_output
+    if result.prompt is not None:
+        data["prompt"] = result.prompt
     return data
 
 

@@ -16,6 +16,14 @@ def create_reasoner(config: ReasonerConfig) -> Reasoner:
         from reasonseg_ros.reasoner.oracle import OracleReasoner
 
         return OracleReasoner(config.oracle)
+    if config.backend == "vlm":
+        from reasonseg_ros.reasoner.vlm import create_local
+
+        return create_local(config)
+    if config.backend == "remote":
+        from reasonseg_ros.reasoner.vlm import create_remote
+
+        return create_remote(config)
     raise ConfigError(f"reasoner.backend '{config.backend}' is not available")
 
 

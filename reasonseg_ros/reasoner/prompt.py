@@ -17,13 +17,13 @@ box unless the target gives a box or points of its own.
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 import numpy as np
 
 from reasonseg_ros.errors import InputError
 from reasonseg_ros.memory import MemoryView
+from reasonseg_ros.reasoner.validate import is_number as _is_number
 from reasonseg_ros.types import Prompt, ReasonerOutput, Rejection, Target
 
 EXAMPLE = '{"targets": [{"label": "mug", "box": [10, 20, 120, 140]}]}'
@@ -145,7 +145,3 @@ def _rejection(entry: Any, where: str) -> Rejection:
     if not isinstance(reason, str):
         raise InputError(f"{where}.reason must be a string")
     return Rejection(entry["phrase"], reason)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

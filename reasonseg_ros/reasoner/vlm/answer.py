@@ -1,0 +1,277 @@
+"""Reading a VLM's answer: tolerant JSON extraction, then validation against the image and memory.
+
+The answer is never trusted: coordinates are mapped and clipped to the
+image, degenerate or inverted boxes and points outside the image are dropped
+with a warning, and ids that memory does not hold become rejections. Text
+that holds no readable answer raises :class:`ModelOutputError` carrying it.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from reasonseg_ros.errors import ModelOutputError
+from reasonseg_ros.memory import MemoryView
+from reasonseg_ros.reasoner.validate import is_int, is_number
+from reasonseg_ros.reasoner.vlm.coords import CoordinateFrame
+from reasonseg_ros.types import Prompt, ReasonerOutput, Rejection, Target
+
+FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.DOTALL)
+MAX_STARTS = 32
+"""Opening brackets tried per text; bounds the work on long rambling output."""
+RAW_IN_ERROR = 200
+"""Characters of the raw answer quoted in an error message (the whole text is in raw_output)."""
+
+# Names the models use for the same field (ours first, then Qwen's native ones).
+BOX_KEYS = ("box", "bbox_2d", "bbox", "box_2d")
+POINT_KEYS = ("points", "positive_points", "point_2d", "point")
+NEGATIVE_KEYS = ("negative_points", "negatives", "negative_point_2d")
+LABEL_KEYS = ("label", "name", "phrase", "object")
+SCORE_KEYS = ("confidence", "score")
+ID_KEYS = ("object_id", "id")
+ANSWER_KEYS = {"targets", "rejections", "reply", "objects"}
+
+
+def extract_json(raw: str) -> Any:
+    """The first JSON object or list in ``raw``: inside a code fence, followed by text, or with single quotes."""
+    texts = [m.group(1) for m in FENCE.finditer(raw)] + [raw]
+    for text in texts:
+        for value in _decode_all(text):
+            if isinstance(value, dict | list):
+                return value
+    raise ValueError("no JSON object or list found")
+
+
+def _decode_all(text: str) -> Iterator[Any]:
+    decoder = json.JSONDecoder()
+    starts = [i for i, c in enumerate(text) if c in "{["][:MAX_STARTS]
+    for start in starts:
+        try:
+            yield decoder.raw_decode(text, start)[0]
+            continue
+        except json.JSONDecodeError:
+            pass
+        chunk = _balanced(text, start)
+        if chunk is not None:
+            loose = _python_literal(chunk)
+            if loose is not None:
+                yield loose
+
+
+def _balanced(text: str, start: int) -> str | None:
+    """The bracketed span opening at ``start``, honouring quotes of both kinds."""
+    depth, quote, escaped = 0, "", False
+    for i in range(start, len(text)):
+        c = text[i]
+        if quote:
+            if escaped:
+                escaped = False
+            elif c == "\\":
+                escaped = True
+            elif c == quote:
+                quote = ""
+        elif c in "\"'":
+            quote = c
+        elif c in "{[":
+            depth += 1
+        elif c in "}]":
+            depth -= 1
+            if depth == 0:
+                return text[start : i + 1]
+    return None
+
+
+def _python_literal(chunk: str) -> Any:
+    """Single-quoted, Python-style JSON (``True``/``None`` or ``true``/``null``, trailing commas)."""
+    chunk = re.sub(r"\btrue\b", "True", chunk)
+    chunk = re.sub(r"\bfalse\b", "False", chunk)
+    chunk = re.sub(r"\bnull\b", "None", chunk)
+    try:
+        return ast.literal_eval(chunk)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return None
+
+
+def read_answer(
+    raw: str, frame: CoordinateFrame, memory: MemoryView, instruction: str, *, keep_raw: bool = True
+) -> ReasonerOutput:
+    """Validate the answer ``raw`` for an image; raises :class:`ModelOutputError` when nothing is readable."""
+    try:
+        data = extract_json(raw)
+    except ValueError:
+        raise ModelOutputError(
+            f"the VLM's answer holds no JSON (it may be too small, untuned or cut off by vlm.max_new_tokens): "
+            f"{_quote(raw)}",
+            raw,
+        ) from None
+    entries, rejections_data, reply = _split(data, raw)
+    warnings: list[str] = []
+    targets: list[Target] = []
+    rejections: list[Rejection] = []
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            warnings.append(f"target {i}: not an object ({_quote(repr(entry))}), ignored")
+            continue
+        made = _target(entry, i, frame, memory, warnings)
+        if isinstance(made, Rejection):
+            rejections.append(made)
+        elif made is not None:
+            targets.append(made)
+    for i, entry in enumerate(rejections_data):
+        rejection = _rejection(entry)
+        if rejection is None:
+            warnings.append(f"rejection {i}: neither a phrase nor an object with one, ignored")
+        else:
+            rejections.append(rejection)
+    if not isinstance(reply, str):
+        warnings.append(f"reply is not a string ({type(reply).__name__}), ignored")
+        reply = ""
+    if not targets and not rejections:
+        reason = "the model's targets had no usable box or point" if entries else "the model found no matching object"
+        rejections.append(Rejection(instruction, reason))
+    return ReasonerOutput(
+        reply=reply.strip(),
+        targets=tuple(targets),
+        rejections=tuple(rejections),
+        warnings=tuple(warnings),
+        raw_output=raw if keep_raw else None,
+    )
+
+
+def _split(data: Any, raw: str) -> tuple[list[Any], list[Any], Any]:
+    """``(targets, rejections, reply)`` from our schema or from a Qwen-style list of boxes."""
+    if isinstance(data, list):
+        return data, [], ""
+    if not ANSWER_KEYS & set(data):
+        if any(k in data for k in BOX_KEYS + POINT_KEYS + ID_KEYS):
+            return [data], [], ""  # one bare target
+        raise ModelOutputError(
+            f"the VLM's JSON has none of targets, rejections, reply: {_quote(raw)}",
+            raw,
+        )
+    entries = data.get("targets", data.get("objects", []))
+    rejections = data.get("rejections", [])
+    if isinstance(entries, dict):
+        entries = [entries]
+    if isinstance(rejections, dict | str):
+        rejections = [rejections]
+    if not isinstance(entries, list) or not isinstance(rejections, list):
+        raise ModelOutputError(f"the VLM's targets and rejections must be lists: {_quote(raw)}", raw)
+    return entries, rejections, data.get("reply", "")
+
+
+def _target(
+    entry: dict[str, Any], index: int, frame: CoordinateFrame, memory: MemoryView, warnings: list[str]
+) -> Target | Rejection | None:
+    label = _first(entry, LABEL_KEYS)
+    label = label.strip() if isinstance(label, str) and label.strip() else None
+    where = f"target {index}" + (f' ("{label}")' if label else "")
+    object_id = _first(entry, ID_KEYS)
+    remembered = None
+    if object_id is not None:
+        if not is_int(object_id):
+            warnings.append(f"{where}: object_id {object_id!r} is not an integer, ignored")
+            object_id = None
+        else:
+            object_id = int(object_id)
+            remembered = memory.get(object_id)
+            if remembered is None:
+                warnings.append(f"{where}: object {object_id} is not remembered; rejected")
+                return Rejection(label or f"object {object_id}", f"object {object_id} is not in the dialogue memory")
+    label = label or (remembered.label if remembered else "object")
+    box = _box(_first(entry, BOX_KEYS), where, frame, warnings)
+    points = _points(_first(entry, POINT_KEYS), f"{where} point", frame, warnings)
+    negatives = _points(_first(entry, NEGATIVE_KEYS), f"{where} negative point", frame, warnings)
+    if box is None and not points:
+        if remembered is None:
+            warnings.append(f"{where}: no usable box or point, dropped")
+            return None
+        box = np.asarray(remembered.box, dtype=np.float32)
+        negatives = []  # negatives without a positive or box would prompt SAM for background only
+    prompt_points = prompt_labels = None
+    if points or negatives:
+        prompt_points = np.asarray(points + negatives, dtype=np.float32)
+        prompt_labels = np.asarray([1] * len(points) + [0] * len(negatives), dtype=np.int64)
+    score = _first(entry, SCORE_KEYS)
+    if score is None:
+        score = 1.0
+    elif not is_number(score):
+        warnings.append(f"{where}: confidence {score!r} is not a number, taken as 1")
+        score = 1.0
+    score = float(min(max(score, 0.0), 1.0))
+    prompt = Prompt(points=prompt_points, point_labels=prompt_labels, box=box)
+    return Target(label, prompt, score, object_id if remembered is not None else None)
+
+
+def _box(value: Any, where: str, frame: CoordinateFrame, warnings: list[str]) -> np.ndarray | None:
+    if value is None:
+        return None
+    if not (isinstance(value, list | tuple) and len(value) == 4 and all(is_number(v) for v in value)):
+        warnings.append(f"{where}: box {value!r} is not [x1, y1, x2, y2], dropped")
+        return None
+    x1, y1 = frame.to_pixels(value[0], value[1])
+    x2, y2 = frame.to_pixels(value[2], value[3])
+    if x2 <= x1 or y2 <= y1:
+        warnings.append(f"{where}: box {list(value)} is degenerate or inverted, dropped")
+        return None
+    height, width = frame.image_size
+    clipped = [min(max(x1, 0.0), width), min(max(y1, 0.0), height), min(max(x2, 0.0), width), min(max(y2, 0.0), height)]
+    if clipped[2] <= clipped[0] or clipped[3] <= clipped[1]:
+        warnings.append(f"{where}: box {list(value)} lies outside the image, dropped")
+        return None
+    if clipped != [x1, y1, x2, y2]:
+        warnings.append(f"{where}: box {list(value)} clipped to the image")
+    return np.asarray(clipped, dtype=np.float32)
+
+
+def _points(value: Any, where: str, frame: CoordinateFrame, warnings: list[str]) -> list[tuple[float, float]]:
+    if value is None:
+        return []
+    if isinstance(value, list | tuple) and len(value) == 2 and all(is_number(v) for v in value):
+        value = [value]  # Qwen's point_2d is a single [x, y]
+    if not isinstance(value, list | tuple):
+        warnings.append(f"{where}s {value!r} are not a list of [x, y], dropped")
+        return []
+    height, width = frame.image_size
+    kept = []
+    for point in value:
+        if isinstance(point, dict):
+            point = _first(point, POINT_KEYS)
+        if not (isinstance(point, list | tuple) and len(point) == 2 and all(is_number(v) for v in point)):
+            warnings.append(f"{where} {point!r} is not [x, y], dropped")
+            continue
+        x, y = frame.to_pixels(point[0], point[1])
+        if not (0 <= x < width and 0 <= y < height):
+            warnings.append(f"{where} {list(point)} lies outside the image, dropped")
+            continue
+        kept.append((x, y))
+    return kept
+
+
+def _rejection(entry: Any) -> Rejection | None:
+    if isinstance(entry, str) and entry.strip():
+        return Rejection(entry.strip())
+    if isinstance(entry, dict):
+        phrase = _first(entry, ("phrase", "label", "target"))
+        if isinstance(phrase, str) and phrase.strip():
+            reason = entry.get("reason", "")
+            return Rejection(phrase.strip(), reason if isinstance(reason, str) else "")
+    return None
+
+
+def _first(entry: dict[str, Any], keys: tuple[str, ...]) -> Any:
+    for key in keys:
+        if entry.get(key) is not None:
+            return entry[key]
+    return None
+
+
+def _quote(raw: str) -> str:
+    text = " ".join(raw.split())
+    return repr(text if len(text) <= RAW_IN_ERROR else text[:RAW_IN_ERROR] + "…")

@@ -1,0 +1,237 @@
+"""The ``remote`` backend's model: an OpenAI-compatible chat-completions server over HTTP.
+
+The standard library does the HTTP. The frame travels as a data URL; the
+API key is read from the environment variable named in config and goes
+only into the ``Authorization`` header (never into names, errors or logs).
+429, 5xx, timeouts and dropped connections are retried with exponential
+backoff; a semaphore caps the requests in flight. Query mode asks one
+question per request with ``logprobs`` and fails clearly when the server
+returns none.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import math
+import os
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from reasonseg_ros.config import RemoteConfig, VlmConfig
+from reasonseg_ros.errors import ConfigError, ModelError, ModelOutputError
+from reasonseg_ros.reasoner.vlm.client import QueryGroup
+from reasonseg_ros.reasoner.vlm.coords import QWEN_PATCH_FACTOR, smart_resize
+from reasonseg_ros.reasoner.vlm.dataurl import data_url, resize
+from reasonseg_ros.reasoner.vlm.local import NO_WORDS, YES_WORDS
+from reasonseg_ros.reasoner.vlm.prompt import PromptText
+
+log = logging.getLogger(__name__)
+
+MAX_RETRY_AFTER_S = 30.0
+TOP_LOGPROBS = 10
+ERROR_BODY_CHARS = 200
+
+
+class RetryableError(Exception):
+    """A failure worth another attempt (429, 5xx, timeout, dropped connection)."""
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class RemoteVlm:
+    def __init__(self, remote: RemoteConfig, vlm: VlmConfig, sleep: Any = time.sleep) -> None:
+        parsed = urllib.parse.urlsplit(remote.url)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ConfigError(
+                f"reasoner.remote.url must be an http(s) URL such as http://host:8000/v1, got {remote.url!r}"
+            )
+        self.remote = remote
+        self.vlm = vlm
+        self.endpoint = remote.url.rstrip("/") + "/chat/completions"
+        host = parsed.hostname + (f":{parsed.port}" if parsed.port else "")  # no user:password in names
+        self.name = f"remote {remote.model} at {parsed.scheme}://{host} (OpenAI chat completions)"
+        self._slots = threading.BoundedSemaphore(remote.max_in_flight)
+        self._sleep = sleep
+        self.requests_sent = 0
+        self._api_key()  # a missing variable is a config error at start-up, not at the first round
+
+    def _api_key(self) -> str | None:
+        name = self.remote.api_key_env
+        if not name:
+            return None
+        key = os.environ.get(name)
+        if not key:
+            raise ConfigError(f"the environment variable {name} (reasoner.remote.api_key_env) is not set or empty")
+        return key
+
+    def model_size(self, height: int, width: int) -> tuple[int, int]:
+        return smart_resize(height, width, QWEN_PATCH_FACTOR, self.vlm.min_pixels, self.vlm.max_pixels)
+
+    def _image(self, image: np.ndarray) -> str:
+        if self.vlm.family != "absolute":
+            # sent at the size a Qwen processor would pick, so its resize is the identity and
+            # Qwen2.5-VL's pixel answers are in a frame we know
+            image = resize(image, *self.model_size(*image.shape[:2]))
+        return data_url(image, self.remote.image_format, self.remote.jpeg_quality)
+
+    def _body(self, image_url: str, prompt: PromptText, *turns: dict[str, Any], **options: Any) -> dict[str, Any]:
+        return {
+            "model": self.remote.model,
+            "messages": [
+                {"role": "system", "content": prompt.system},
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "image_url", "image_url": {"url": image_url}},
+                        {"type": "text", "text": prompt.user},
+                    ],
+                },
+                *turns,
+            ],
+            **options,
+        }
+
+    def generate(self, image: np.ndarray, prompt: PromptText) -> str:
+        options: dict[str, Any] = {"max_tokens": self.vlm.max_new_tokens}
+        options["temperature"] = self.vlm.temperature if self.vlm.do_sample else 0.0
+        response = self._post(self._body(self._image(image), prompt, **options))
+        message = _choice(response).get("message")
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, list):  # some servers answer content parts
+            content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+        if not isinstance(content, str):
+            raise ModelOutputError("the server's answer has no message content", json.dumps(response)[:2000])
+        return content
+
+    def yes_probabilities(
+        self, image: np.ndarray, prompt: PromptText, answer: str, groups: Sequence[QueryGroup]
+    ) -> np.ndarray:
+        image_url = self._image(image)
+        options = {"max_tokens": 1, "temperature": 0.0, "logprobs": True, "top_logprobs": TOP_LOGPROBS}
+        # one request per question, each the next turn after the answer; a server with prefix
+        # caching (vLLM's default) reuses the shared image + answer prefix
+        assistant = {"role": "assistant", "content": answer}
+        bodies = [
+            self._body(image_url, prompt, assistant, {"role": "user", "content": f"{g.context} {q}"}, **options)
+            for g in groups
+            for q in g.questions
+        ]
+        # the semaphore in _post caps what is in flight; the pool only has to be as wide
+        with ThreadPoolExecutor(max_workers=self.remote.max_in_flight) as pool:
+            responses = list(pool.map(self._post, bodies))
+        return np.asarray([self._p_yes(r) for r in responses], dtype=np.float64)
+
+    def _p_yes(self, response: dict[str, Any]) -> float:
+        logprobs = _choice(response).get("logprobs")
+        content = logprobs.get("content") if isinstance(logprobs, dict) else None
+        if not content or not isinstance(content[0], dict):
+            raise ModelError(
+                f"query mode is unavailable: {self.name} returned no logprobs; "
+                "set reasoner.vlm.point_mode: direct, or use a server that returns them (vLLM does)"
+            )
+        first = content[0]
+        # raw token -> logprob; the chosen token usually repeats among top_logprobs
+        tokens: dict[str, float] = {}
+        for entry in [*(first.get("top_logprobs") or []), first]:
+            token, value = entry.get("token"), entry.get("logprob")
+            if isinstance(token, str) and isinstance(value, int | float) and token not in tokens:
+                tokens[token] = float(value)
+        yes = _logsumexp([v for t, v in tokens.items() if t.strip() in YES_WORDS])
+        no = _logsumexp([v for t, v in tokens.items() if t.strip() in NO_WORDS])
+        if yes == -math.inf and no == -math.inf:
+            return 0.5  # neither word among the likely tokens: no evidence either way
+        return float(1.0 / (1.0 + math.exp(min(no - yes, 700.0))))
+
+    def _post(self, body: dict[str, Any]) -> dict[str, Any]:
+        """POST with retries; returns the decoded JSON response."""
+        data = json.dumps(body).encode("utf-8")
+        attempts = self.remote.retries + 1
+        last = ""
+        for attempt in range(attempts):
+            try:
+                with self._slots:
+                    return self._post_once(data)
+            except RetryableError as exc:
+                last = str(exc)
+                if attempt + 1 == attempts:
+                    break
+                delay = self.remote.backoff_s * 2**attempt
+                if exc.retry_after_s is not None:
+                    delay = max(delay, min(exc.retry_after_s, MAX_RETRY_AFTER_S))
+                log.warning("%s: %s; retry %d/%d in %.2f s", self.name, last, attempt + 1, attempts - 1, delay)
+                self._sleep(delay)
+        raise ModelError(
+            f"{self.name} failed after {attempts} attempt(s): {last}; "
+            "check the server, reasoner.remote.url and reasoner.remote.timeout_s"
+        )
+
+    def _post_once(self, data: bytes) -> dict[str, Any]:
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        key = self._api_key()
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        request = urllib.request.Request(self.endpoint, data=data, headers=headers, method="POST")
+        self.requests_sent += 1
+        try:
+            with urllib.request.urlopen(request, timeout=self.remote.timeout_s) as response:
+                payload = response.read()
+        except urllib.error.HTTPError as exc:
+            detail = _short(exc.read())
+            if exc.code == 429 or exc.code >= 500:
+                raise RetryableError(f"HTTP {exc.code} {detail}", _retry_after(exc.headers)) from None
+            raise ModelError(f"{self.name} answered HTTP {exc.code}: {detail}") from None
+        except urllib.error.URLError as exc:
+            raise RetryableError(f"cannot reach the server: {exc.reason}") from None
+        except TimeoutError:
+            raise RetryableError(f"no answer within {self.remote.timeout_s:g} s") from None
+        except (ConnectionError, http.client.HTTPException) as exc:
+            raise RetryableError(f"connection dropped: {type(exc).__name__}") from None
+        try:
+            decoded = json.loads(payload)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise ModelOutputError(
+                f"{self.name} answered with a body that is not JSON: {_short(payload)}",
+                payload.decode("utf-8", "replace"),
+            ) from None
+        if not isinstance(decoded, dict):
+            raise ModelOutputError(f"{self.name} answered JSON that is not an object", _short(payload))
+        return decoded
+
+
+def _choice(response: dict[str, Any]) -> dict[str, Any]:
+    choices = response.get("choices")
+    if not (isinstance(choices, list) and choices and isinstance(choices[0], dict)):
+        raise ModelOutputError("the server's answer has no choices", json.dumps(response)[:2000])
+    return choices[0]
+
+
+def _logsumexp(values: list[float]) -> float:
+    if not values:
+        return -math.inf
+    top = max(values)
+    return top + math.log(sum(math.exp(v - top) for v in values))
+
+
+def _retry_after(headers: Any) -> float | None:
+    value = headers.get("Retry-After") if headers is not None else None
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _short(payload: bytes) -> str:
+    text = " ".join(payload.decode("utf-8", "replace").split())
+    return text if len(text) <= ERROR_BODY_CHARS else text[:ERROR_BODY_CHARS] + "…"
