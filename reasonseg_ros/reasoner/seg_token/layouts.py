@@ -1,0 +1,119 @@
+"""State-dict key layouts of the published LISA, GSVA and READ checkpoints -> our module names.
+
+All three save a ``LlavaLlamaForCausalLM`` subclass with ``save_pretrained``:
+the Llama decoder under ``model.*`` and ``lm_head.*``, the LLaVA projector
+under ``model.mm_projector.*`` (``.weight`` for a linear one, ``.0``/``.2``
+for ``mlp2x_gelu``), the CLIP tower (when saved) under
+``model.vision_tower.vision_tower.vision_model.*``, the [SEG] projection
+under ``model.text_hidden_fcs.0.{0,2}.*`` and SAM under
+``model.visual_model.*``. They differ in tokens, projector, CLIP input size
+and whether Similarity-as-Points is on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+SAM_PREFIX = "model.visual_model."
+RULES: tuple[tuple[str, str], ...] = (
+    ("model.text_hidden_fcs.", "text_hidden_fcs."),
+    ("model.mm_projector.", "mm_projector."),
+    ("model.vision_tower.vision_tower.", "vision_tower."),
+    ("model.segllm.", "memory_encoder."),
+    ("model.", "language_model.model."),
+    ("lm_head.", "language_model.lm_head."),
+)
+"""Checkpoint prefix -> our prefix, first match wins (``model.`` last: it is the decoder's catch-all)."""
+WRAPPERS = ("base_model.model.",)
+"""Prefixes that PEFT adds when a LoRA-wrapped model is saved without merging."""
+IGNORED_SUFFIXES = ("rotary_emb.inv_freq", "embeddings.position_ids")
+"""Buffers older transformers saved; they are recomputed, never loaded."""
+
+
+@dataclass(frozen=True)
+class Layout:
+    name: str
+    seg_token: str = "[SEG]"
+    rej_token: str | None = None
+    projector: str = "linear"
+    vision_tower: str = "openai/clip-vit-large-patch14"
+    sasp: bool = False
+    hub_ids: tuple[str, ...] = ()
+
+
+LAYOUTS: dict[str, Layout] = {
+    "lisa": Layout("lisa", hub_ids=("xinlai/LISA-7B-v1", "xinlai/LISA-13B-llama2-v1", "xinlai/LISA-7B-v1-explanatory")),
+    "gsva": Layout("gsva", rej_token="[REJ]"),
+    "read": Layout(
+        "read",
+        projector="mlp2x_gelu",
+        vision_tower="openai/clip-vit-large-patch14-336",
+        sasp=True,
+        hub_ids=(
+            "rui-qian/READ-LLaVA-v1.5-7B-for-ReasonSeg-valset",
+            "rui-qian/READ-LLaVA-v1.5-7B-for-ReasonSeg-testset",
+        ),
+    ),
+}
+
+
+@dataclass
+class SplitState:
+    """A checkpoint's tensors sorted by destination."""
+
+    model: dict[str, Any]
+    """Keys of :class:`SegTokenModel`."""
+    sam: dict[str, Any]
+    """Keys of ``segment_anything.Sam`` (prefix removed)."""
+    ignored: list[str]
+    """Checkpoint keys dropped on purpose (recomputed buffers)."""
+
+
+def map_key(key: str) -> tuple[str, str] | None:
+    """``(destination, our key)`` with destination ``model`` or ``sam``; None for an ignored buffer."""
+    for wrapper in WRAPPERS:
+        if key.startswith(wrapper):
+            key = key[len(wrapper) :]
+    if key.endswith(IGNORED_SUFFIXES):
+        return None
+    if key.startswith(SAM_PREFIX):
+        return "sam", key[len(SAM_PREFIX) :]
+    for source, target in RULES:
+        if key.startswith(source):
+            return "model", target + key[len(source) :]
+    return "model", key  # unknown: reported as unexpected by the loader
+
+
+def split_state(state: dict[str, Any]) -> SplitState:
+    split = SplitState({}, {}, [])
+    for key, tensor in state.items():
+        mapped = map_key(key)
+        if mapped is None:
+            split.ignored.append(key)
+            continue
+        destination, ours = mapped
+        (split.sam if destination == "sam" else split.model)[ours] = tensor
+    return split
+
+
+def checkpoint_key(ours: str) -> str:
+    """Our key -> the name it has in a published checkpoint (for error messages and fixtures)."""
+    for source, target in RULES:
+        if ours.startswith(target):
+            return source + ours[len(target) :]
+    return ours
+
+
+def guess_layout(config: dict[str, Any], keys: Iterable[str], tokens: Iterable[str]) -> str:
+    """Layout from ``architectures`` in config.json, else the tokens and the projector keys."""
+    architectures = " ".join(config.get("architectures") or []).lower()
+    for name in ("gsva", "read", "lisa"):
+        if name in architectures:
+            return name
+    if "[REJ]" in set(tokens):
+        return "gsva"
+    if config.get("mm_projector_type") == "mlp2x_gelu" or any(k.endswith("mm_projector.2.weight") for k in keys):
+        return "read"
+    return "lisa"
