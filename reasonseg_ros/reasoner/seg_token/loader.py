@@ -95,7 +95,7 @@ def vision_config_from_state(state: dict[str, Any]) -> Any:
     positions = state[prefix + "embeddings.position_embedding.weight"].shape[0]
     layers = {int(m.group(1)) for k in state if (m := re.match(re.escape(prefix) + r"encoder\.layers\.(\d+)\.", k))}
     hidden = int(patch.shape[0])
-    side = int(round((positions - 1) ** 0.5))
+    side = round((positions - 1) ** 0.5)
     return transformers.CLIPVisionConfig(
         hidden_size=hidden,
         intermediate_size=int(state[prefix + "encoder.layers.0.mlp.fc1.weight"].shape[0]),

@@ -82,7 +82,8 @@ class SegTokenReasoner:
         )
         if self.settings.segllm_memory and model.memory_encoder is None:
             raise ConfigError(
-                "reasoner.seg_token.segllm_memory is on but the checkpoint has no model.segllm.* weights: set it to null"
+                "reasoner.seg_token.segllm_memory is on but the checkpoint has no model.segllm.* weights: "
+                "set it to null"
             )
         self.use_memory = model.memory_encoder is not None and self.settings.segllm_memory is not False
         self._sam_state = sam_state

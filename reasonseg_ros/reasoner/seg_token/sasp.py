@@ -49,7 +49,7 @@ def points_from_similarity(
     torch = require("torch", "Similarity-as-Points")
     functional = torch.nn.functional
     scores = torch.as_tensor(scores).float().reshape(-1)
-    side = int(round(scores.numel() ** 0.5))
+    side = round(scores.numel() ** 0.5)
     if side * side != scores.numel():
         raise ValueError(f"{scores.numel()} image tokens do not form a square patch grid")
     height, width = image_size

@@ -35,7 +35,7 @@ class MemoryEncoder(nn.Module):
             mask = decode_rle(obj.rle)
             if mask.shape != (height, width):
                 continue  # remembered from a frame of another size: nothing to crop
-            x1, y1, x2, y2 = (int(round(v)) for v in obj.box)
+            x1, y1, x2, y2 = (round(v) for v in obj.box)
             crop = np.where(mask[..., None], image, 0)[max(0, y1) : max(y1 + 1, y2), max(0, x1) : max(x1 + 1, x2)]
             features = model.encode_image(model.preprocess(np.ascontiguousarray(crop)))
             tokens.append(features[0].mean(dim=0))
