@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 SAM_PREFIX = "model.visual_model."
+TOWER = "vision_tower.vision_model."
+"""Where the CLIP tower's tensors land (transformers 4 naming; the loader adapts to 5's flatter one)."""
 RULES: tuple[tuple[str, str], ...] = (
     ("model.text_hidden_fcs.", "text_hidden_fcs."),
     ("model.mm_projector.", "mm_projector."),
@@ -99,7 +101,9 @@ def split_state(state: dict[str, Any]) -> SplitState:
 
 
 def checkpoint_key(ours: str) -> str:
-    """Our key -> the name it has in a published checkpoint (for error messages and fixtures)."""
+    """Our key -> the name it has in a published checkpoint (for error messages)."""
+    if ours.startswith("vision_tower.") and not ours.startswith(TOWER):
+        ours = TOWER + ours[len("vision_tower.") :]  # transformers 5 dropped CLIPVisionModel's vision_model level
     for source, target in RULES:
         if ours.startswith(target):
             return source + ours[len(target) :]

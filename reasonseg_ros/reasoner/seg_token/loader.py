@@ -16,7 +16,7 @@ from typing import Any
 
 from reasonseg_ros.deps import available, require
 from reasonseg_ros.errors import CheckpointError, ConfigError
-from reasonseg_ros.reasoner.seg_token.layouts import LAYOUTS, Layout, checkpoint_key, guess_layout, split_state
+from reasonseg_ros.reasoner.seg_token.layouts import LAYOUTS, TOWER, Layout, checkpoint_key, guess_layout, split_state
 from reasonseg_ros.reasoner.seg_token.model import SegTokenModel, torch, transformers
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -90,7 +90,7 @@ def read_state(files: list[Path]) -> dict[str, Any]:
 
 def vision_config_from_state(state: dict[str, Any]) -> Any:
     """CLIPVisionConfig read off the tower's own tensors (no download needed when the checkpoint has them)."""
-    prefix = "vision_tower.vision_model."
+    prefix = TOWER
     patch = state[prefix + "embeddings.patch_embedding.weight"]
     positions = state[prefix + "embeddings.position_embedding.weight"].shape[0]
     layers = {int(m.group(1)) for k in state if (m := re.match(re.escape(prefix) + r"encoder\.layers\.(\d+)\.", k))}
@@ -157,6 +157,8 @@ def assemble(state: dict[str, Any], config: dict[str, Any], settings: Any, layou
 
         model.memory_encoder = MemoryEncoder(model.hidden_size)
     expected = model.state_dict()
+    if not any(k.startswith(TOWER) for k in expected):
+        state = {("vision_tower." + k[len(TOWER) :] if k.startswith(TOWER) else k): v for k, v in state.items()}
     unexpected = sorted(k for k in state if k not in expected)
     if unexpected:
         shown = ", ".join(checkpoint_key(k) for k in unexpected[:5])

@@ -88,7 +88,7 @@ class SegTokenReasoner:
         self.use_memory = model.memory_encoder is not None and self.settings.segllm_memory is not False
         self._sam_state = sam_state
         features = [layout.name] + (["SasP"] if self.sasp else []) + (["SegLLM memory"] if self.use_memory else [])
-        self.name = name or f"seg_token ({', '.join(features)})"
+        self.name = f"{name or 'seg_token'} ({', '.join(features)})"
         self.last_timings_ms: dict[str, float] = {}
 
     @classmethod
@@ -107,7 +107,7 @@ class SegTokenReasoner:
             template,
             bool(loaded.config.get("mm_use_im_start_end", True)),
             loaded.sam_state,
-            f"seg_token {settings.checkpoint} ({', '.join(loaded.notes)})",
+            f"seg_token {settings.checkpoint}",
         )
 
     def sam_state_dict(self) -> dict[str, Any]:
