@@ -183,3 +183,23 @@ def test_engine_from_config_uses_the_sam_inside_the_checkpoint(checkpoints: Any,
     result = engine.handle(Instruction("segment the mug"))
     # random weights rarely write [SEG]: either a clean error round or a round with masks
     assert result.ok or result.error_kind == "model_failure", result.error
+
+
+def test_segllm_weights_switch_the_memory_module_on(checkpoints: Any, tmp_path: Path) -> None:
+    from reasonseg_ros.errors import ConfigError
+    from reasonseg_ros.reasoner.seg_token.reasoner import SegTokenReasoner
+
+    _, state = checkpoints["gsva"]
+    hidden = state["model.embed_tokens.weight"].shape[1]
+    with_memory = {
+        **state,
+        "model.segllm.box_proj.weight": torch.ones(hidden, 4),
+        "model.segllm.box_proj.bias": torch.zeros(hidden),
+    }
+    write_checkpoint(tmp_path / "segllm", with_memory, 224, "linear", "LisaGSVAForCausalLM", "safetensors")
+    loaded = loader.load(SegTokenConfig(checkpoint=str(tmp_path / "segllm")))
+    assert loaded.model.memory_encoder is not None
+    assert torch.equal(loaded.model.memory_encoder.box_proj.weight, torch.ones(hidden, 4))
+    plain = loader.load(SegTokenConfig(checkpoint=str(checkpoints["gsva"][0])))
+    with pytest.raises(ConfigError, match="segllm"):
+        SegTokenReasoner(plain.model, plain.tokenizer, plain.layout, SegTokenConfig(segllm_memory=True))

@@ -200,3 +200,65 @@ class ForcedTokens:
             return self.inner.reason(image, text, memory)
         finally:
             handle.remove()
+
+
+def test_read_layout_sends_sasp_points_with_the_embedding(make_engine: Any, tiny_sam: Any) -> None:
+    read = SegTokenReasoner(tiny_model(336, "mlp2x_gelu"), tiny_tokenizer(), LAYOUTS["read"])
+    assert read.sasp is not None and read.sasp.num_points == 30
+    output, decoded = read.teacher_force(scene(120, 160), "segment the mug", "the mug:[SEG]", EMPTY)
+    (target,) = output.targets
+    prompt = target.prompt
+    assert prompt.points.shape == (30, 2) and prompt.point_labels.shape == (30,)
+    assert (prompt.point_labels == 1).any() and set(prompt.point_labels.tolist()) <= {1, 0, -1}
+    assert (prompt.points[:, 0] < 160).all() and (prompt.points[:, 1] < 120).all()
+    assert decoded.image_states.shape == (576, read.model.hidden_size)
+    seen: list[Any] = []
+    original = tiny_sam.mask_decoder.predict_masks
+
+    def spy(**kwargs: Any) -> Any:
+        seen.append(kwargs["sparse_prompt_embeddings"].clone())
+        return original(**kwargs)
+
+    class Forced:
+        name = "teacher-forced tiny READ"
+
+        def reason(self, image: np.ndarray, text: str, memory: MemoryView) -> Any:
+            return output
+
+    engine = make_engine(reasoner=Forced())
+    engine.submit_frame(frame(height=120, width=160))
+    tiny_sam.mask_decoder.predict_masks = spy
+    try:
+        result = engine.handle(Instruction("segment the mug"))
+    finally:
+        del tiny_sam.mask_decoder.predict_masks
+    assert result.ok, result.error
+    # 30 SasP points, SAM's padding point, then the [SEG] embedding
+    assert seen[0].shape == (1, 32, 256)
+    assert torch.allclose(seen[0][0, -1], torch.tensor(prompt.embedding[0]), atol=1e-5)
+
+
+def test_segllm_memory_tokens_follow_the_image_and_shift_the_seg_positions() -> None:
+    from reasonseg_ros.masks import encode_rle
+    from reasonseg_ros.reasoner.seg_token.segllm import MemoryEncoder
+    from reasonseg_ros.types import SegmentedObject
+
+    model = tiny_model(224)
+    model.memory_encoder = MemoryEncoder(model.hidden_size)
+    try:
+        with_memory = SegTokenReasoner(model, tiny_tokenizer(), LAYOUTS["gsva"])
+        assert with_memory.use_memory and "SegLLM" in with_memory.name
+        mask = np.zeros((60, 80), dtype=bool)
+        mask[10:30, 20:50] = True
+        remembered = SegmentedObject(1, "the mug", (20.0, 10.0, 50.0, 30.0), encode_rle(mask), 0.9, 600, 0, 0)
+        memory = MemoryView("default", (remembered,), ())
+        image = scene(60, 80)
+        _, plain = with_memory.teacher_force(image, "the one left of it", "the plate:[SEG]", EMPTY)
+        _, remembering = with_memory.teacher_force(image, "the one left of it", "the plate:[SEG]", memory)
+        assert [p + 2 for p in plain.positions] == remembering.positions  # one mask and one box token
+        tokens = model.memory_encoder(model, image, [remembered])
+        assert tokens.shape == (2, model.hidden_size)
+        box = torch.tensor([20 / 80, 10 / 60, 50 / 80, 30 / 60])
+        assert torch.allclose(tokens[1], model.memory_encoder.box_proj(box), atol=1e-6)
+    finally:
+        model.memory_encoder = None
