@@ -9,8 +9,11 @@ torch = pytest.importorskip("torch", reason="the torch extra is not installed")
 
 from reasonseg_ros.reasoner.seg_token.sasp import (  # noqa: E402
     SasPSettings,
+    full_resolution_map,
+    padded_map,
     points_from_similarity,
     refine_points,
+    sample_bilinear,
     similarity,
 )
 
@@ -68,12 +71,30 @@ def test_down_sampling_and_coordinates_stay_in_the_image() -> None:
     assert (points[:, 0] <= 639).all() and (points[:, 1] <= 479).all() and (points >= 0).all()
 
 
-def test_refinement_moves_points_towards_higher_similarity_by_under_a_pixel() -> None:
-    full = torch.zeros(20, 20)
-    full[:, 11:] = 1.0
-    moved = refine_points(full, np.array([[10.0, 10.0], [3.0, 3.0]], dtype=np.float32))
+def test_refinement_matches_reads_global_weighted_mean_and_moves_under_a_pixel() -> None:
+    full = torch.zeros(1, 1, 20, 20)
+    full[..., 11:] = 1.0
+    points = np.array([[10.0, 10.0], [3.0, 3.0], [19.0, 0.0]], dtype=np.float32)
+    moved = refine_points(full, (20, 20), points)
+    # READ: softmax over every pixel, times exp(-d^2), normalised, weighted mean of the pixel grid
+    gy, gx = torch.meshgrid(torch.arange(20.0), torch.arange(20.0), indexing="ij")
+    probs = torch.softmax(full.reshape(-1), 0)
+    for point, got in zip(points, moved, strict=True):
+        weights = torch.exp(-((gx - point[0]) ** 2 + (gy - point[1]) ** 2)).reshape(-1) * probs
+        weights = weights / weights.sum()
+        want = [float((gx.reshape(-1) * weights).sum()), float((gy.reshape(-1) * weights).sum())]
+        assert got == pytest.approx(want, abs=1e-4)
     assert 10.0 < moved[0, 0] < 11.0 and moved[0, 1] == pytest.approx(10.0, abs=1e-4)
     assert moved[1] == pytest.approx([3.0, 3.0], abs=1e-3)
+
+
+def test_lazy_sampling_equals_the_full_resolution_map() -> None:
+    scores = torch.rand(576, generator=torch.Generator().manual_seed(1))
+    for size in [(480, 640), (37, 91), (300, 200)]:
+        full = full_resolution_map(scores, 24, size, 336)
+        ys, xs = torch.meshgrid(torch.arange(size[0]).float(), torch.arange(size[1]).float(), indexing="ij")
+        lazy = sample_bilinear(padded_map(scores, 24, size, 336), size, ys, xs)
+        assert torch.allclose(lazy, full, atol=1e-5)
 
 
 def test_similarity_is_the_dot_product() -> None:

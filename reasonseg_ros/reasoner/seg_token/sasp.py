@@ -81,13 +81,13 @@ def points_from_similarity(
     points[: len(chosen), 0] = xs.numpy()
     points[: len(chosen), 1] = ys.numpy()
     if settings.refine and len(chosen):
-        full = full_resolution_map(scores, side, image_size, clip_size)
-        points[: len(chosen)] = refine_points(full, points[: len(chosen)])
+        padded = padded_map(scores, side, image_size, clip_size)
+        points[: len(chosen)] = refine_points(padded, image_size, points[: len(chosen)])
     return points, labels
 
 
-def full_resolution_map(scores: Any, side: int, image_size: tuple[int, int], clip_size: int) -> Any:
-    """The normalised similarity at every pixel, the grid placed where CLIP's centre crop lies."""
+def padded_map(scores: Any, side: int, image_size: tuple[int, int], clip_size: int) -> Any:
+    """The normalised similarity at CLIP's input resolution, zero-padded to the image's aspect ratio."""
     torch = require("torch")
     functional = torch.nn.functional
     height, width = image_size
@@ -96,24 +96,50 @@ def full_resolution_map(scores: Any, side: int, image_size: tuple[int, int], cli
     scale = clip_size / min(height, width)
     pad_h = (int(height * scale) - clip_size) // 2
     pad_w = (int(width * scale) - clip_size) // 2
-    grid = functional.pad(grid, (pad_w, pad_w, pad_h, pad_h))
-    return functional.interpolate(grid, (height, width), mode="bilinear")[0, 0]
+    return functional.pad(grid, (pad_w, pad_w, pad_h, pad_h))
 
 
-def refine_points(full: Any, points: np.ndarray) -> np.ndarray:
-    """Each point -> mean of nearby pixel centres weighted by ``exp(-d^2) * exp(similarity)``."""
+def full_resolution_map(scores: Any, side: int, image_size: tuple[int, int], clip_size: int) -> Any:
+    """The normalised similarity at every pixel (what READ computes; :func:`refine_points` samples it lazily)."""
     torch = require("torch")
-    height, width = full.shape
-    refined = points.copy()
-    for i, (x, y) in enumerate(points):
-        x0, x1 = max(0, int(x) - REFINE_RADIUS), min(width, int(x) + REFINE_RADIUS + 1)
-        y0, y1 = max(0, int(y) - REFINE_RADIUS), min(height, int(y) + REFINE_RADIUS + 1)
-        gy, gx = torch.meshgrid(torch.arange(y0, y1).float(), torch.arange(x0, x1).float(), indexing="ij")
-        # softmax over the window: the global normaliser cancels in the weighted mean
-        logits = full[y0:y1, x0:x1] - ((gx - float(x)) ** 2 + (gy - float(y)) ** 2)
-        weights = torch.softmax(logits.reshape(-1), dim=0)
-        refined[i] = (float((gx.reshape(-1) * weights).sum()), float((gy.reshape(-1) * weights).sum()))
-    return refined
+    padded = padded_map(scores, side, image_size, clip_size)
+    return torch.nn.functional.interpolate(padded, image_size, mode="bilinear")[0, 0]
+
+
+def sample_bilinear(padded: Any, image_size: tuple[int, int], ys: Any, xs: Any) -> Any:
+    """Values of ``interpolate(padded, image_size, bilinear)`` at integer pixels ``(ys, xs)``, computing only those."""
+    torch = require("torch")
+    rows, cols = padded.shape[-2:]
+    height, width = image_size
+    # interpolate's source coordinate (align_corners=False), clamped at 0 as it clamps
+    src_y = ((ys + 0.5) * rows / height - 0.5).clamp_min(0)
+    src_x = ((xs + 0.5) * cols / width - 0.5).clamp_min(0)
+    grid = torch.stack([(2 * src_x + 1) / cols - 1, (2 * src_y + 1) / rows - 1], dim=-1)
+    flat = grid.reshape(1, 1, -1, 2).to(padded.dtype)
+    values = torch.nn.functional.grid_sample(padded, flat, mode="bilinear", padding_mode="border", align_corners=False)
+    return values.reshape(ys.shape)
+
+
+def refine_points(padded: Any, image_size: tuple[int, int], points: np.ndarray) -> np.ndarray:
+    """Each point -> mean of nearby pixel positions weighted by ``exp(-d^2) * exp(similarity)`` (all points at once)."""
+    torch = require("torch")
+    height, width = image_size
+    offsets = torch.arange(-REFINE_RADIUS, REFINE_RADIUS + 1, dtype=torch.float32)
+    base = torch.as_tensor(points, dtype=torch.float32).floor()
+    xs = base[:, 0, None, None] + offsets[None, None, :]
+    ys = base[:, 1, None, None] + offsets[None, :, None]
+    xs, ys = torch.broadcast_tensors(xs, ys)
+    inside = (xs >= 0) & (xs < width) & (ys >= 0) & (ys < height)
+    values = sample_bilinear(padded, image_size, ys.clamp(0, height - 1), xs.clamp(0, width - 1))
+    points_t = torch.as_tensor(points, dtype=torch.float32)
+    distance = (xs - points_t[:, 0, None, None]) ** 2 + (ys - points_t[:, 1, None, None]) ** 2
+    # a softmax over the window: READ's global softmax normaliser cancels in the weighted mean
+    logits = torch.where(inside, values.float() - distance, torch.tensor(float("-inf")))
+    weights = torch.softmax(logits.reshape(len(points), -1), dim=1)
+    refined = torch.stack(
+        [(xs.reshape(len(points), -1) * weights).sum(1), (ys.reshape(len(points), -1) * weights).sum(1)], 1
+    )
+    return refined.numpy().astype(np.float32)
 
 
 def _min_max(values: Any) -> Any:
