@@ -203,3 +203,9 @@ def test_segllm_weights_switch_the_memory_module_on(checkpoints: Any, tmp_path: 
     plain = loader.load(SegTokenConfig(checkpoint=str(checkpoints["gsva"][0])))
     with pytest.raises(ConfigError, match="segllm"):
         SegTokenReasoner(plain.model, plain.tokenizer, plain.layout, SegTokenConfig(segllm_memory=True))
+
+
+@pytest.mark.parametrize("name", ["seg_token_read7b", "seg_token_lisa7b", "seg_token_gsva7b"])
+def test_shipped_configs_validate(name: str) -> None:
+    config = load_config(Path(__file__).resolve().parents[1] / "config" / f"{name}.yaml")
+    assert config.reasoner.backend == "seg_token" and config.segmenter.checkpoint == "from_reasoner"

@@ -46,7 +46,9 @@ class Layout:
 
 
 LAYOUTS: dict[str, Layout] = {
-    "lisa": Layout("lisa", hub_ids=("xinlai/LISA-7B-v1", "xinlai/LISA-13B-llama2-v1", "xinlai/LISA-7B-v1-explanatory")),
+    "lisa": Layout(
+        "lisa", hub_ids=("xinlai/LISA-7B-v1", "xinlai/LISA-13B-llama2-v1", "xinlai/LISA-13B-llama2-v1-explanatory")
+    ),
     "gsva": Layout("gsva", rej_token="[REJ]"),
     "read": Layout(
         "read",
