@@ -94,6 +94,8 @@ class SegTokenConfig:
     """Quantise the language model's linear layers to 4 bit NF4 (bitsandbytes, CUDA only)."""
     max_new_tokens: int = 64
     """Longest answer generated."""
+    instruction_format: str = "{text}"
+    """How the instruction is put to the model; ``{text}`` is replaced by it (see docs/seg_token.md)."""
     history_rounds: int = 4
     """Earlier rounds of the session given to the model as LLaVA multi-turn history (0: none)."""
     sasp: SasPConfig = field(default_factory=SasPConfig)
@@ -214,6 +216,8 @@ class Config:
         for key, value in non_negative.items():
             if value < 0:
                 raise ConfigError(f"{key} must not be negative, got {value}")
+        if "{text}" not in self.reasoner.seg_token.instruction_format:
+            raise ConfigError("reasoner.seg_token.instruction_format must contain {text}")
         sasp = self.reasoner.seg_token.sasp
         if not 0.0 <= sasp.negative_threshold <= sasp.positive_threshold <= 1.0:
             raise ConfigError("reasoner.seg_token.sasp thresholds must satisfy 0 <= negative <= positive <= 1")

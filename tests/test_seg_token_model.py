@@ -262,3 +262,20 @@ def test_segllm_memory_tokens_follow_the_image_and_shift_the_seg_positions() -> 
         assert torch.allclose(tokens[1], model.memory_encoder.box_proj(box), atol=1e-6)
     finally:
         model.memory_encoder = None
+
+
+def test_instruction_format_wraps_only_the_current_instruction() -> None:
+    from reasonseg_ros.config import SegTokenConfig
+    from reasonseg_ros.memory import MemoryRound
+
+    wrapped = SegTokenReasoner(
+        tiny_model(224),
+        tiny_tokenizer(),
+        LAYOUTS["lisa"],
+        SegTokenConfig(instruction_format="{text} Please output segmentation mask."),
+    )
+    earlier = MemoryRound(0, "the mug", "Sure, it is.", (1,), (), 0)
+    text = wrapped.prompt_text("the plate", MemoryView("default", (), (earlier,)))
+    assert text.endswith("USER: the plate Please output segmentation mask. ASSISTANT:")
+    assert "USER: <im_start><image><im_end>\nthe mug ASSISTANT: Sure, it is.</s>" in text
+    assert text.count("<image>") == 1

@@ -124,7 +124,8 @@ class SegTokenReasoner:
         """The conversation: remembered rounds as earlier turns, the image in the first user message."""
         keep = self.settings.history_rounds
         history = list(memory.rounds[-keep:]) if keep > 0 else []
-        turns = [Turn(r.instruction, r.reply) for r in history] + [Turn(text, answer)]
+        asked = self.settings.instruction_format.replace("{text}", text)
+        turns = [Turn(r.instruction, r.reply) for r in history] + [Turn(asked, answer)]
         turns[0] = Turn(first_user_message(turns[0].user, self.use_im_start_end), turns[0].assistant)
         return render(self.template, turns)
 
