@@ -209,3 +209,13 @@ def test_segllm_weights_switch_the_memory_module_on(checkpoints: Any, tmp_path: 
 def test_shipped_configs_validate(name: str) -> None:
     config = load_config(Path(__file__).resolve().parents[1] / "config" / f"{name}.yaml")
     assert config.reasoner.backend == "seg_token" and config.segmenter.checkpoint == "from_reasoner"
+
+
+def test_quantisation_without_bitsandbytes_or_cuda_is_a_clear_error(checkpoints: Any) -> None:
+    from reasonseg_ros.deps import available
+    from reasonseg_ros.errors import ConfigError
+
+    folder, _ = checkpoints["lisa"]
+    hint = "cuda" if available("bitsandbytes") else "bitsandbytes"
+    with pytest.raises(ConfigError, match=hint):
+        loader.load(SegTokenConfig(checkpoint=str(folder), load_in_4bit=True))

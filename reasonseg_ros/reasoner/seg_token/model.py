@@ -182,10 +182,14 @@ def build_llava(
 ) -> SegTokenModel:
     """A :class:`SegTokenModel` with random weights (or on the meta device, to be filled by the loader)."""
     context = torch.device("meta") if meta else torch.device("cpu")
-    with context:
-        vision = transformers.CLIPVisionModel(vision_config)
-        language = transformers.LlamaForCausalLM(text_config)
-        model = SegTokenModel(vision, language, projector)
-    if dtype is not None and not meta:
-        model = model.to(dtype)
+    previous = torch.get_default_dtype()
+    # built directly in the target dtype: a 7B model built in float32 first would need twice the memory
+    torch.set_default_dtype(dtype or previous)
+    try:
+        with context:
+            vision = transformers.CLIPVisionModel(vision_config)
+            language = transformers.LlamaForCausalLM(text_config)
+            model = SegTokenModel(vision, language, projector)
+    finally:
+        torch.set_default_dtype(previous)
     return model.eval()
