@@ -137,7 +137,9 @@ class SegTokenReasoner:
             generation = self.model.generate(
                 ids, pixels, self.settings.max_new_tokens, self.tokenizer.eos_token_id, extra
             )
-            new_ids = [i for i in generation.new_ids if i != self.tokenizer.eos_token_id]
+            new_ids = list(generation.new_ids)
+            while new_ids and new_ids[-1] == self.tokenizer.eos_token_id:
+                new_ids.pop()  # only trailing: marker indices must stay those of the generated sequence
             markers = parse_answer(new_ids, self.seg_id, self.rej_id, self._decode)
             # generated token j was predicted by the state at expanded position L + j - 1
             positions = [generation.prompt_length + m.index - 1 for m in markers]
