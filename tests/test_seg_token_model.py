@@ -181,7 +181,9 @@ class ForcedTokens:
             i
             for t in self.tokens
             for i in (
-                tok.convert_tokens_to_ids([t]) if t in ("[SEG]", "</s>") else tok(t, add_special_tokens=False).input_ids
+                tok.convert_tokens_to_ids([t])
+                if t in ("[SEG]", "[REJ]", "</s>")
+                else tok(t, add_special_tokens=False).input_ids
             )
         ]
         self.prompts.append(self.inner.prompt_text(text, memory))
@@ -279,3 +281,13 @@ def test_instruction_format_wraps_only_the_current_instruction() -> None:
     assert text.endswith("USER: the plate Please output segmentation mask. ASSISTANT:")
     assert "USER: <im_start><image><im_end>\nthe mug ASSISTANT: Sure, it is.</s>" in text
     assert text.count("<image>") == 1
+
+
+def test_generated_and_teacher_forced_answers_give_the_same_prompts(reasoner: SegTokenReasoner) -> None:
+    image = scene(100, 140, seed=5)
+    forced = ForcedTokens(reasoner, [" the", " mug", ":", "[SEG]", " and", " no", " fork", ":", "[REJ]", "</s>"])
+    generated = forced.reason(image, "the mug and the fork", EMPTY)
+    taught, _ = reasoner.teacher_force(image, "the mug and the fork", "the mug:[SEG] and no fork:[REJ]", EMPTY)
+    assert [t.label for t in generated.targets] == [t.label for t in taught.targets] == ["the mug"]
+    assert [r.phrase for r in generated.rejections] == ["no fork"]
+    assert np.allclose(generated.targets[0].prompt.embedding, taught.targets[0].prompt.embedding, atol=1e-4)
