@@ -291,3 +291,11 @@ def test_generated_and_teacher_forced_answers_give_the_same_prompts(reasoner: Se
     assert [t.label for t in generated.targets] == [t.label for t in taught.targets] == ["the mug"]
     assert [r.phrase for r in generated.rejections] == ["no fork"]
     assert np.allclose(generated.targets[0].prompt.embedding, taught.targets[0].prompt.embedding, atol=1e-4)
+
+
+def test_llama_2_template_matches_llava() -> None:
+    from reasonseg_ros.reasoner.seg_token.conversation import LLAMA2_SYSTEM, Turn, render
+
+    text = render("llava_llama_2", [Turn("<image>\nq1", "a1"), Turn("q2", None)])
+    assert text == f"[INST] <<SYS>>\n{LLAMA2_SYSTEM}\n<</SYS>>\n\n<image>\nq1 [/INST] a1 </s><s>[INST] q2 [/INST]"
+    assert render("llava_v1", [Turn("q", "a")]).endswith("USER: q ASSISTANT: a</s>")

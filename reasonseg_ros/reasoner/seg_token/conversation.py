@@ -37,13 +37,14 @@ def render(template: str, turns: Sequence[Turn]) -> str:
                 text += f" {turn.assistant}</s>"
         return text
     if template == "llava_llama_2":
-        text = ""
+        parts = []
         for i, turn in enumerate(turns):
             user = f"<<SYS>>\n{LLAMA2_SYSTEM}\n<</SYS>>\n\n{turn.user}" if i == 0 else turn.user
-            text += f"[INST] {user} [/INST]"
+            part = f"[INST] {user} [/INST]"
             if turn.assistant is not None:
-                text += f" {turn.assistant} </s><s>"
-        return text
+                part += f" {turn.assistant} </s>"
+            parts.append(part)
+        return "<s>".join(parts)
     raise ValueError(f"unknown conversation template {template!r} (llava_v1 or llava_llama_2)")
 
 
