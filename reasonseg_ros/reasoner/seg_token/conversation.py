@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from reasonseg_ros.reasoner.seg_token.model import IMAGE_PLACEHOLDER
-
+IMAGE_PLACEHOLDER = -200
+"""LLaVA's ``IMAGE_TOKEN_INDEX``: stands for the whole image in un-expanded input ids."""
 IMAGE_TOKEN = "<image>"
 IM_START, IM_END = "<im_start>", "<im_end>"
 VICUNA_SYSTEM = (

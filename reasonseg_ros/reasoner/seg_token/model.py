@@ -15,13 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from reasonseg_ros.deps import require
+from reasonseg_ros.reasoner.seg_token.conversation import IMAGE_PLACEHOLDER
 
 torch = require("torch", "the seg_token reasoner")
 transformers = require("transformers", "the seg_token reasoner")
 nn = torch.nn
 
-IMAGE_PLACEHOLDER = -200
-"""LLaVA's ``IMAGE_TOKEN_INDEX``: stands for the whole image in un-expanded input ids."""
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 

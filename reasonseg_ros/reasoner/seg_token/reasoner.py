@@ -21,6 +21,7 @@ from reasonseg_ros.errors import ConfigError, ModelError
 from reasonseg_ros.memory import MemoryView
 from reasonseg_ros.reasoner.seg_token.answer import Marker, clean_reply, parse_answer
 from reasonseg_ros.reasoner.seg_token.conversation import (
+    IMAGE_PLACEHOLDER,
     Turn,
     first_user_message,
     render,
@@ -172,7 +173,7 @@ class SegTokenReasoner:
             markers = parse_answer(answer_ids, self.seg_id, self.rej_id, self._decode)
             marker_ids = {self.seg_id, self.rej_id} - {None}
             positions = sorted(p for token in marker_ids for p in seg_state_positions(full, token, span))
-            start = full.index(-200)
+            start = full.index(IMAGE_PLACEHOLDER)
             decoded = Decoded(
                 answer_ids, markers, states[positions], states[start : start + self.model.num_patches], positions
             )
