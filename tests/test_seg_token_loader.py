@@ -219,3 +219,37 @@ def test_quantisation_without_bitsandbytes_or_cuda_is_a_clear_error(checkpoints:
     hint = "cuda" if available("bitsandbytes") else "bitsandbytes"
     with pytest.raises(ConfigError, match=hint):
         loader.load(SegTokenConfig(checkpoint=str(folder), load_in_4bit=True))
+
+
+def test_tower_from_mm_vision_tower_when_the_checkpoint_lacks_it(checkpoints: Any, tmp_path: Path) -> None:
+    _, state = checkpoints["lisa"]
+    tower = tiny_model(224, "linear").vision_tower
+    tower.save_pretrained(str(tmp_path / "clip"))
+    without = {k: v for k, v in state.items() if not k.startswith("model.vision_tower.")}
+    write_checkpoint(tmp_path / "ckpt", without, 224, "linear", "LISAForCausalLM", "safetensors")
+    config = json.loads((tmp_path / "ckpt" / "config.json").read_text())
+    config["mm_vision_tower"] = str(tmp_path / "clip")
+    (tmp_path / "ckpt" / "config.json").write_text(json.dumps(config))
+    loaded = loader.load(SegTokenConfig(checkpoint=str(tmp_path / "ckpt")))
+    assert any("vision tower from" in note for note in loaded.notes)
+    for key, tensor in tower.state_dict().items():
+        assert torch.equal(loaded.model.vision_tower.state_dict()[key], tensor), key
+
+
+def test_layout_is_guessed_without_architectures_and_peft_prefixes_are_stripped(
+    checkpoints: Any, tmp_path: Path
+) -> None:
+    from reasonseg_ros.reasoner.seg_token.layouts import guess_layout
+
+    _, state = checkpoints["gsva"]
+    wrapped = {"base_model.model." + k: v for k, v in state.items()}
+    folder = tmp_path / "gsva"
+    write_checkpoint(folder, wrapped, 224, "linear", "LlavaLlamaForCausalLM", "safetensors")
+    loaded = loader.load(SegTokenConfig(checkpoint=str(folder)))
+    assert loaded.layout.name == "gsva"  # the tokenizer has [REJ]
+    assert loaded.model.mm_projector.weight.shape == state["model.mm_projector.weight"].shape
+    plain_tokens = ["[SEG]", "<im_start>"]
+    assert guess_layout({}, ["model.mm_projector.2.weight"], plain_tokens) == "read"
+    assert guess_layout({"mm_projector_type": "mlp2x_gelu"}, [], plain_tokens) == "read"
+    assert guess_layout({}, ["model.mm_projector.weight"], plain_tokens) == "lisa"
+    assert guess_layout({"architectures": ["READForCausalLM"]}, [], ["[REJ]"]) == "read"
