@@ -253,3 +253,16 @@ def test_layout_is_guessed_without_architectures_and_peft_prefixes_are_stripped(
     assert guess_layout({"mm_projector_type": "mlp2x_gelu"}, [], plain_tokens) == "read"
     assert guess_layout({}, ["model.mm_projector.weight"], plain_tokens) == "lisa"
     assert guess_layout({"architectures": ["READForCausalLM"]}, [], ["[REJ]"]) == "read"
+
+
+def test_from_reasoner_needs_a_seg_token_reasoner() -> None:
+    from reasonseg_ros.config import SegmenterConfig
+    from reasonseg_ros.errors import ConfigError
+    from reasonseg_ros.reasoner.prompt import PromptReasoner
+    from reasonseg_ros.segmenter import create_segmenter
+
+    config = SegmenterConfig(checkpoint="from_reasoner")
+    with pytest.raises(ConfigError, match="built first"):
+        create_segmenter(config)
+    with pytest.raises(ConfigError, match="seg_token"):
+        create_segmenter(config, PromptReasoner())

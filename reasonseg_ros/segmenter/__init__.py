@@ -18,6 +18,8 @@ def create_segmenter(config: SegmenterConfig, reasoner: Any = None) -> Segmenter
         from reasonseg_ros.segmenter.sam_torch import TorchSamSegmenter
 
         if config.checkpoint == "from_reasoner":
+            if reasoner is None:
+                raise ConfigError("segmenter.checkpoint: from_reasoner needs the reasoner built first and passed in")
             if not hasattr(reasoner, "sam_state_dict"):
                 raise ConfigError("segmenter.checkpoint: from_reasoner needs reasoner.backend: seg_token")
             return TorchSamSegmenter.from_state_dict(reasoner.sam_state_dict(), config)
