@@ -216,6 +216,8 @@ class Config:
         for key, value in non_negative.items():
             if value < 0:
                 raise ConfigError(f"{key} must not be negative, got {value}")
+        if self.segmenter.checkpoint == "from_reasoner" and self.reasoner.backend != "seg_token":
+            raise ConfigError("segmenter.checkpoint: from_reasoner needs reasoner.backend: seg_token")
         if "{text}" not in self.reasoner.seg_token.instruction_format:
             raise ConfigError("reasoner.seg_token.instruction_format must contain {text}")
         sasp = self.reasoner.seg_token.sasp

@@ -266,3 +266,20 @@ def test_from_reasoner_needs_a_seg_token_reasoner() -> None:
         create_segmenter(config)
     with pytest.raises(ConfigError, match="seg_token"):
         create_segmenter(config, PromptReasoner())
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"segmenter.checkpoint": "from_reasoner"}, "from_reasoner"),
+        ({"reasoner.seg_token.instruction_format": "no placeholder"}, "instruction_format"),
+        ({"reasoner.seg_token.sasp.positive_threshold": 0.1}, "thresholds"),
+        ({"reasoner.seg_token.sasp.num_points": 0}, "num_points"),
+        ({"reasoner.seg_token.layout": "segllm"}, "layout"),
+    ],
+)
+def test_bad_seg_token_settings_fail_at_load(overrides: dict[str, Any], message: str) -> None:
+    from reasonseg_ros.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, overrides)
