@@ -299,3 +299,42 @@ def test_llama_2_template_matches_llava() -> None:
     text = render("llava_llama_2", [Turn("<image>\nq1", "a1"), Turn("q2", None)])
     assert text == f"[INST] <<SYS>>\n{LLAMA2_SYSTEM}\n<</SYS>>\n\n<image>\nq1 [/INST] a1 </s><s>[INST] q2 [/INST]"
     assert render("llava_v1", [Turn("q", "a")]).endswith("USER: q ASSISTANT: a</s>")
+
+
+def test_assembly_matches_transformers_own_llava() -> None:
+    """Same weights in ``LlavaForConditionalGeneration`` (layer -2, CLS dropped, 2-layer GELU projector)."""
+    import transformers
+
+    from tests.seg_token_tiny import tiny_configs
+
+    model = tiny_model(336, "mlp2x_gelu")
+    vision, text = tiny_configs(336)
+    image_token = 403  # any id: transformers' Llava splices features where the input holds it
+    config = transformers.LlavaConfig(
+        vision_config=vision,
+        text_config=text,
+        image_token_index=image_token,
+        projector_hidden_act="gelu",
+        vision_feature_layer=-2,
+        vision_feature_select_strategy="default",
+    )
+    llava = transformers.LlavaForConditionalGeneration(config).eval()
+    ours = model.state_dict()
+    renamed = {}
+    for key in llava.state_dict():
+        source = (
+            key.replace("model.vision_tower.", "vision_tower.")
+            .replace("model.multi_modal_projector.linear_1.", "mm_projector.0.")
+            .replace("model.multi_modal_projector.linear_2.", "mm_projector.2.")
+            .replace("model.language_model.", "language_model.model.")
+            .replace("lm_head.", "language_model.lm_head.")
+        )
+        renamed[key] = ours[source]
+    llava.load_state_dict(renamed, strict=True)
+    ids = [0, 5, 9, IMAGE_PLACEHOLDER, 7, 400, 12]
+    pixels = model.preprocess(scene(70, 90))
+    expanded = ids[:3] + [image_token] * model.num_patches + ids[4:]
+    with torch.inference_mode():
+        theirs = llava(input_ids=torch.tensor([expanded]), pixel_values=pixels, output_hidden_states=True)
+        mine = model.last_hidden_states(ids, pixels)
+    assert torch.allclose(mine, theirs.hidden_states[-1][0], atol=1e-5)
