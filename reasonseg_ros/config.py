@@ -94,6 +94,8 @@ class SegTokenConfig:
     """Quantise the language model's linear layers to 4 bit NF4 (bitsandbytes, CUDA only)."""
     max_new_tokens: int = 64
     """Longest answer generated."""
+    lora_alpha: float = 16.0
+    """LoRA scale of checkpoints saved with unmerged LoRA factors (GSVA's .bin); LISA/GSVA trained with 16."""
     instruction_format: str = "{text}"
     """How the instruction is put to the model; ``{text}`` is replaced by it (see docs/seg_token.md)."""
     history_rounds: int = 4

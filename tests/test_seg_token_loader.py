@@ -283,3 +283,22 @@ def test_bad_seg_token_settings_fail_at_load(overrides: dict[str, Any], message:
 
     with pytest.raises(ConfigError, match=message):
         load_config(None, overrides)
+
+
+@pytest.mark.parametrize("newer_peft", [False, True])
+def test_unmerged_lora_factors_are_folded_in(newer_peft: bool, checkpoints: Any, tmp_path: Path) -> None:
+    _, state = checkpoints["gsva"]
+    base = "model.layers.0.self_attn.q_proj"
+    weight = state[f"{base}.weight"]
+    down = torch.randn(2, weight.shape[1], generator=torch.Generator().manual_seed(0))
+    up = torch.randn(weight.shape[0], 2, generator=torch.Generator().manual_seed(1))
+    saved = {"base_model.model." + k: v for k, v in state.items()}  # as zero_to_fp32 writes a PEFT model
+    if newer_peft:
+        saved[f"base_model.model.{base}.base_layer.weight"] = saved.pop(f"base_model.model.{base}.weight")
+    saved[f"base_model.model.{base}.lora_A.default.weight"] = down
+    saved[f"base_model.model.{base}.lora_B.default.weight"] = up
+    write_checkpoint(tmp_path / "lora", saved, 224, "linear", "LisaGSVAForCausalLM", "bin-sharded")
+    loaded = loader.load(SegTokenConfig(checkpoint=str(tmp_path / "lora"), lora_alpha=16))
+    got = loaded.model.state_dict()[f"language_model.{base}.weight"]
+    assert torch.allclose(got, weight + up @ down * (16 / 2), atol=1e-5)
+    assert any("merged LoRA into 1 layers" in note for note in loaded.notes)

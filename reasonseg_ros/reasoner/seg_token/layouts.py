@@ -12,6 +12,7 @@ and whether Similarity-as-Points is on.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -88,6 +89,38 @@ def map_key(key: str) -> tuple[str, str] | None:
         if key.startswith(source):
             return "model", target + key[len(source) :]
     return "model", key  # unknown: reported as unexpected by the loader
+
+
+_LORA = re.compile(r"^(?P<base>.+)\.lora_A(?:\.(?P<adapter>[^.]+))?\.weight$")
+
+
+def merge_lora(state: dict[str, Any], alpha: float) -> int:
+    """Fold unmerged LoRA factors into their base weights in place: ``W += B @ A * alpha / r``.
+
+    LISA-style training wraps the decoder with PEFT, and checkpoints saved
+    straight from it (GSVA's ``.bin`` files) keep ``lora_A`` / ``lora_B``
+    next to the frozen weight (``q_proj.weight``, or ``q_proj.base_layer.weight``
+    in newer PEFT). ``r`` is read off ``A``; ``alpha`` is not saved. Returns
+    how many layers were merged.
+    """
+    merged = 0
+    for key in [k for k in state if ".lora_A." in k]:
+        match = _LORA.match(key)
+        if match is None:
+            continue
+        base, adapter = match["base"], match["adapter"]
+        b_key = f"{base}.lora_B.{adapter}.weight" if adapter else f"{base}.lora_B.weight"
+        weight_key = f"{base}.base_layer.weight" if f"{base}.base_layer.weight" in state else f"{base}.weight"
+        if b_key not in state or weight_key not in state:
+            continue
+        down, up = state.pop(key), state.pop(b_key)
+        weight = state.pop(weight_key)
+        delta = (up.float() @ down.float()) * (alpha / down.shape[0])
+        state[f"{base}.weight"] = (weight.float() + delta).to(weight.dtype)
+        if f"{base}.base_layer.bias" in state:
+            state[f"{base}.bias"] = state.pop(f"{base}.base_layer.bias")
+        merged += 1
+    return merged
 
 
 def split_state(state: dict[str, Any]) -> SplitState:

@@ -16,7 +16,15 @@ from typing import Any
 
 from reasonseg_ros.deps import available, require
 from reasonseg_ros.errors import CheckpointError, ConfigError
-from reasonseg_ros.reasoner.seg_token.layouts import LAYOUTS, TOWER, Layout, checkpoint_key, guess_layout, split_state
+from reasonseg_ros.reasoner.seg_token.layouts import (
+    LAYOUTS,
+    TOWER,
+    Layout,
+    checkpoint_key,
+    guess_layout,
+    merge_lora,
+    split_state,
+)
 from reasonseg_ros.reasoner.seg_token.model import SegTokenModel, torch, transformers
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -122,9 +130,12 @@ def load(settings: Any) -> Loaded:
     for token in filter(None, (layout.seg_token, layout.rej_token)):
         if token not in tokenizer.get_vocab():
             raise CheckpointError(f"the tokenizer in {folder} has no {token} token: is this a {name} checkpoint?")
+    merged = merge_lora(state, settings.lora_alpha)
     split = split_state(state)
     del state
     notes = [f"layout {name}"] + ([f"ignored {len(split.ignored)} recomputed buffers"] if split.ignored else [])
+    if merged:
+        notes.append(f"merged LoRA into {merged} layers (alpha {settings.lora_alpha:g})")
     model = assemble(split.model, config, settings, layout, notes)
     return Loaded(model, tokenizer, layout, config, split.sam, notes)
 
