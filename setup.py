@@ -10,8 +10,9 @@ EXTRAS = {
     "torch": ["torch>=2.1", "torchvision", "segment-anything>=1.0", "pillow"],
     "onnx": ["onnx>=1.15", "onnxruntime>=1.17"],
     "tensorrt": ["tensorrt>=10", "cuda-python"],
-    "vlm": ["transformers>=4.57", "accelerate", "pillow"],
+    "vlm": ["transformers>=4.57", "accelerate", "pillow", "safetensors"],
     "remote": ["pillow"],
+    "quant": ["bitsandbytes"],
     "eval": ["rosbags>=0.10", "pycocotools>=2.0.7", "matplotlib", "tqdm"],
     "test": [
         "pytest>=8",
@@ -31,7 +32,7 @@ EXTRAS = {
         "flake8-quotes",
     ],
 }
-EXTRAS["all"] = sorted({req for name, reqs in EXTRAS.items() if name != "tensorrt" for req in reqs})
+EXTRAS["all"] = sorted({req for name, reqs in EXTRAS.items() if name not in ("tensorrt", "quant") for req in reqs})
 
 setup(
     name=PACKAGE,

@@ -24,7 +24,8 @@ class SegmenterConfig:
     model_type: str = "vit_b"
     """``vit_b``, ``vit_l``, ``vit_h`` (official SAM) or ``vit_tiny`` (tests and demos)."""
     checkpoint: str | None = None
-    """Path of the weights; None looks for the official file in ``cache_dir``."""
+    """Path of the weights; None looks for the official file in ``cache_dir``;
+    ``from_reasoner`` takes the SAM inside the seg_token reasoner's checkpoint."""
     cache_dir: str = "~/.cache/reasonseg_ros"
     """Where official checkpoints are looked for (and downloaded to)."""
     download: bool = False
@@ -121,13 +122,70 @@ class RemoteConfig:
 
 
 @dataclass
+class SasPConfig:
+    """READ's Similarity-as-Points: extra SAM points from the [SEG]/image-token similarity map."""
+
+    enabled: bool | None = None
+    """None: on for the ``read`` layout, off otherwise."""
+    positive_threshold: float = 0.8
+    """Normalised similarity at or above which a grid cell becomes a positive point (READ-7B: 0.8; 13B: 0.6)."""
+    negative_threshold: float = 0.2
+    """Normalised similarity at or below which a grid cell becomes a negative point."""
+    num_points: int = 30
+    """Points per target, the rest padded with the neutral label (READ-7B: 30; 13B: 60)."""
+    down_sample: int = 2
+    """The patch grid is shrunk by this factor before points are picked (READ-7B: 2; 13B: 1)."""
+    refine: bool = True
+    """Move each point to the similarity-weighted mean of its neighbourhood, as READ does."""
+
+
+@dataclass
+class SegTokenConfig:
+    """LISA / GSVA / READ checkpoints: a LLaVA-type model whose [SEG] states prompt SAM."""
+
+    checkpoint: str | None = None
+    """Local folder (config.json + safetensors or .bin shards) or Hugging Face hub id, e.g. xinlai/LISA-7B-v1."""
+    layout: Literal["auto", "lisa", "gsva", "read"] = "auto"
+    """Key layout of the checkpoint; auto guesses it from config.json and the keys."""
+    vision_tower: str | None = None
+    """CLIP vision tower (hub id or folder); None reads ``mm_vision_tower`` from the checkpoint's config."""
+    image_size: int | None = None
+    """CLIP input side (224 or 336); None: from the vision tower."""
+    projector: Literal["auto", "linear", "mlp2x_gelu"] = "auto"
+    """LLaVA projector; auto reads ``mm_projector_type`` from the checkpoint's config (absent: linear)."""
+    template: Literal["auto", "llava_v1", "llava_llama_2"] = "auto"
+    """Conversation template; auto picks llava_v1 (Vicuna) or llava_llama_2 from the checkpoint's config."""
+    dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+    """Weights dtype (float32 on CPU; bfloat16 or float16 on a GPU)."""
+    device: str = "cpu"
+    """Torch device of the reasoner."""
+    load_in_8bit: bool = False
+    """Quantise the language model's linear layers to 8 bit (bitsandbytes, CUDA only)."""
+    load_in_4bit: bool = False
+    """Quantise the language model's linear layers to 4 bit NF4 (bitsandbytes, CUDA only)."""
+    max_new_tokens: int = 64
+    """Longest answer generated."""
+    lora_alpha: float = 16.0
+    """LoRA scale of checkpoints saved with unmerged LoRA factors (GSVA's .bin); LISA/GSVA trained with 16."""
+    instruction_format: str = "{text}"
+    """How the instruction is put to the model; ``{text}`` is replaced by it (see docs/seg_token.md)."""
+    history_rounds: int = 4
+    """Earlier rounds of the session given to the model as LLaVA multi-turn history (0: none)."""
+    sasp: SasPConfig = field(default_factory=SasPConfig)
+    segllm_memory: bool | None = None
+    """Feed remembered objects back as mask and box embeddings; None: on when the checkpoint has the weights."""
+
+
+@dataclass
 class ReasonerConfig:
-    backend: Literal["prompt", "oracle", "vlm", "remote"] = "prompt"
+    backend: Literal["prompt", "oracle", "vlm", "remote", "seg_token"] = "prompt"
     """prompt: JSON boxes/points/ids; oracle: prompts from ground truth (bag replay only);
-    vlm: a local grounding VLM (transformers); remote: the same VLM prompt on an OpenAI-compatible server."""
+    vlm: a local grounding VLM (transformers); remote: the same VLM prompt on an OpenAI-compatible server;
+    seg_token: LISA/GSVA/READ checkpoints."""
     oracle: OracleConfig = field(default_factory=OracleConfig)
     vlm: VlmConfig = field(default_factory=VlmConfig)
     remote: RemoteConfig = field(default_factory=RemoteConfig)
+    seg_token: SegTokenConfig = field(default_factory=SegTokenConfig)
 
 
 @dataclass
@@ -240,6 +298,15 @@ class Config:
             if value < 0:
                 raise ConfigError(f"{key} must not be negative, got {value}")
         self._validate_vlm()
+        if self.segmenter.checkpoint == "from_reasoner" and self.reasoner.backend != "seg_token":
+            raise ConfigError("segmenter.checkpoint: from_reasoner needs reasoner.backend: seg_token")
+        if "{text}" not in self.reasoner.seg_token.instruction_format:
+            raise ConfigError("reasoner.seg_token.instruction_format must contain {text}")
+        sasp = self.reasoner.seg_token.sasp
+        if not 0.0 <= sasp.negative_threshold <= sasp.positive_threshold <= 1.0:
+            raise ConfigError("reasoner.seg_token.sasp thresholds must satisfy 0 <= negative <= positive <= 1")
+        if sasp.num_points < 1 or sasp.down_sample < 1 or self.reasoner.seg_token.max_new_tokens < 1:
+            raise ConfigError("reasoner.seg_token: num_points, down_sample and max_new_tokens must be at least 1")
         if self.memory.max_objects > 65535:
             raise ConfigError("memory.max_objects must be at most 65535 (ids fill a uint16 label image)")
         return self

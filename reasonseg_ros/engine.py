@@ -68,7 +68,8 @@ class Engine:
     @classmethod
     def from_config(cls, config: Config) -> Engine:
         """Load the configured models; raises a :class:`ReasonsegError` naming what is missing."""
-        return cls(create_segmenter(config.segmenter), create_reasoner(config.reasoner), config)
+        reasoner = create_reasoner(config.reasoner)
+        return cls(create_segmenter(config.segmenter, reasoner), reasoner, config)
 
     def submit_frame(self, frame: Frame) -> None:
         """Keep ``frame`` for the next rounds; O(1). Raises :class:`InputError` for a non-RGB image."""

@@ -24,6 +24,10 @@ def create_reasoner(config: ReasonerConfig) -> Reasoner:
         from reasonseg_ros.reasoner.vlm import create_remote
 
         return create_remote(config)
+    if config.backend == "seg_token":
+        from reasonseg_ros.reasoner.seg_token.reasoner import SegTokenReasoner
+
+        return SegTokenReasoner.from_config(config.seg_token)
     raise ConfigError(f"reasoner.backend '{config.backend}' is not available")
 
 

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from reasonseg_ros.config import SegmenterConfig
 from reasonseg_ros.errors import ConfigError
 from reasonseg_ros.segmenter.base import DecodeResult, ImageEmbedding, Segmenter
 
 
-def create_segmenter(config: SegmenterConfig) -> Segmenter:
-    """Build the configured backend and load its weights (may take seconds)."""
+def create_segmenter(config: SegmenterConfig, reasoner: Any = None) -> Segmenter:
+    """Build the configured backend and load its weights (may take seconds).
+
+    ``checkpoint: from_reasoner`` takes the SAM inside the reasoner's checkpoint (seg_token backend).
+    """
     if config.backend == "torch":
         from reasonseg_ros.segmenter.sam_torch import TorchSamSegmenter
 
+        if config.checkpoint == "from_reasoner":
+            if reasoner is None:
+                raise ConfigError("segmenter.checkpoint: from_reasoner needs the reasoner built first and passed in")
+            if not hasattr(reasoner, "sam_state_dict"):
+                raise ConfigError("segmenter.checkpoint: from_reasoner needs reasoner.backend: seg_token")
+            return TorchSamSegmenter.from_state_dict(reasoner.sam_state_dict(), config)
         return TorchSamSegmenter.from_config(config)
     raise ConfigError(f"segmenter.backend '{config.backend}' is not available")
 

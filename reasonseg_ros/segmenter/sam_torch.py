@@ -140,6 +140,18 @@ class TorchSamSegmenter:
         name = f"torch SAM {config.model_type} ({weights})"
         return cls(sam, config.device, config.multimask, config.decode_batch_size, name)
 
+    @classmethod
+    def from_state_dict(cls, state: dict[str, Any], config: SegmenterConfig) -> TorchSamSegmenter:
+        """A SAM from tensors already in memory (the one inside a seg_token checkpoint); its size is read off them."""
+        width_key = "image_encoder.patch_embed.proj.weight"
+        model_type = arch_name_for_width(int(state[width_key].shape[0])) if width_key in state else None
+        if model_type is None:
+            raise CheckpointError("the SAM inside the reasoner's checkpoint is not vit_b, vit_l, vit_h or vit_tiny")
+        sam = build_sam(model_type)
+        load_weights(sam, state, model_type, Path("<reasoner checkpoint>"))
+        name = f"torch SAM {model_type} (from the reasoner's checkpoint)"
+        return cls(sam, config.device, config.multimask, config.decode_batch_size, name)
+
     def embed(self, image: np.ndarray) -> ImageEmbedding:
         torch = self._torch
         # Frames may be strided views of a message buffer (BGR flipped to RGB); torch needs positive strides.
