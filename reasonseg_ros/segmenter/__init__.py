@@ -13,6 +13,10 @@ def create_segmenter(config: SegmenterConfig) -> Segmenter:
         from reasonseg_ros.segmenter.sam_torch import TorchSamSegmenter
 
         return TorchSamSegmenter.from_config(config)
+    if config.backend in ("onnx", "tensorrt"):
+        from reasonseg_ros.segmenter.exported import ExportedSamSegmenter
+
+        return ExportedSamSegmenter.from_config(config)
     raise ConfigError(f"segmenter.backend '{config.backend}' is not available")
 
 
