@@ -126,7 +126,7 @@ def export_sam(
         "mask_threshold": float(sam.mask_threshold),
         "encoder": {"file": ENCODER_FILE, "sha256": file_sha256(paths["encoder"])},
         "decoder": {"file": DECODER_FILE, "sha256": file_sha256(paths["decoder"])},
-        "fp32_scopes": graphs.fp32_scopes(sam),
+        "fp32_modules": graphs.fp32_modules(sam),
     }
     (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
 
@@ -190,3 +190,33 @@ def check_against_torch(
             "try another opset (segmenter.export.opset)"
         )
     return mask_diff, iou_diff
+
+
+def export_checkpoint(
+    model_type: str,
+    checkpoint: str | None,
+    out_dir: str | Path,
+    opset: int = 17,
+    check: bool = True,
+    log: Callable[[str], None] = print,
+) -> ExportReport:
+    """Load a SAM checkpoint (None: random weights, for plumbing and timing only) and export it."""
+    torch = require("torch", "exporting SAM to ONNX")
+    from reasonseg_ros.segmenter.sam_torch import build_sam, check_arch, load_state_dict, load_weights
+
+    arch_of(model_type)
+    if checkpoint is None:
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            sam = build_sam(model_type)
+        weights = "random weights"
+    else:
+        path = Path(checkpoint).expanduser()
+        if not path.is_file():
+            raise CheckpointError(f"SAM checkpoint not found: {path}; pass the .pth file with --checkpoint")
+        state = load_state_dict(path)
+        check_arch(state, model_type, path, setting="--sam")
+        sam = build_sam(model_type)
+        load_weights(sam, state, model_type, path)
+        weights = path.name
+    return export_sam(sam, model_type, out_dir, opset=opset, weights=weights, check=check, log=log)

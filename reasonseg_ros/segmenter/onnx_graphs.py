@@ -98,15 +98,19 @@ class DecoderGraph(nn.Module):
         return masks, iou
 
 
-def fp32_scopes(sam: Any) -> list[str]:
-    """ONNX node-name prefixes of the layer norms, which overflow in fp16 and are kept fp32 in engines.
+def fp32_modules(sam: Any) -> list[str]:
+    """Scope names of SAM's layer norms as they appear in ONNX node names, kept fp32 in TensorRT engines.
 
-    The torch exporter names nodes after the module path (``/mask_decoder/transformer/norm1/...``); the
-    decoder graph holds the mask decoder as ``decoder``.
+    The torch exporter names each node after the modules it was called in:
+    ``/image_encoder/blocks.0/norm1/LayerNormalization``,
+    ``/output_upscaling/output_upscaling.1/ReduceMean``; an entry here is one
+    such path component (``norm1``, ``output_upscaling.1``). Their variance
+    (a mean of squares) overflows fp16 on real activations.
     """
-    scopes = []
-    for name, module in sam.named_modules():
+    names = set()
+    for path, module in sam.named_modules():
         if "LayerNorm" in type(module).__name__:
-            path = name.replace("mask_decoder.", "decoder.", 1) if name.startswith("mask_decoder.") else name
-            scopes.append("/" + path.replace(".", "/") + "/")
-    return scopes
+            parts = path.split(".")
+            names.add(f"{parts[-2]}.{parts[-1]}" if parts[-1].isdigit() else parts[-1])
+    return sorted(names)
+
