@@ -96,7 +96,10 @@ def export_sam(
         start = time.perf_counter()
         with torch.no_grad(), warnings.catch_warnings():
             # The tracer warns about every Python-side shape computation; SAM's are constant per architecture.
+            # The TorchScript exporter is chosen on purpose (it needs no onnxscript and its dynamic axes are what
+            # TensorRT parses); torch flags it as legacy.
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
             torch.onnx.export(
                 module,
                 args,
@@ -108,6 +111,10 @@ def export_sam(
                 do_constant_folding=True,
                 dynamo=False,
             )
+        if part == "decoder":
+            num_outputs = int(sam.mask_decoder.num_mask_tokens)
+            _set_static_dims(onnx, paths[part], {"low_res_masks": [num_outputs, 4 * grid, 4 * grid]})
+            _set_static_dims(onnx, paths[part], {"iou_predictions": [num_outputs]})
         try:
             onnx.checker.check_model(str(paths[part]), full_check=True)
         except Exception as exc:
@@ -134,6 +141,18 @@ def export_sam(
     if check:
         mask_diff, iou_diff = check_against_torch(sam, out, features, log)
     return ExportReport(out, paths["encoder"], paths["decoder"], mask_diff, iou_diff)
+
+
+def _set_static_dims(onnx: Any, path: Path, dims: dict[str, list[int]]) -> None:
+    """Write the known sizes of an output's non-batch axes, which the exporter leaves symbolic once the batch
+    axis is dynamic; consumers (TensorRT, ONNX Runtime's allocator) then see them as constants."""
+    model = onnx.load(str(path))
+    for output in model.graph.output:
+        for axis, size in enumerate(dims.get(output.name, []), start=1):
+            dim = output.type.tensor_type.shape.dim[axis]
+            dim.ClearField("dim_param")
+            dim.dim_value = size
+    onnx.save(model, str(path))
 
 
 def _random_tokens(torch: Any, n: int, k: int, size: int, channels: int, seed: int) -> tuple[Any, Any, Any]:

@@ -55,6 +55,9 @@ class DecoderGraph(nn.Module):
         self.input_size = float(encoder.input_image_size[0])
         self.decoder = decoder
         self.num_outputs = decoder.num_mask_tokens
+        # Static per architecture; as Python ints they export as constants, leaving only the prompt axes dynamic.
+        self.grid = tuple(int(v) for v in encoder.image_embedding_size)
+        self.channels = int(decoder.transformer_dim)
         with torch.no_grad():
             # Constants of the prompt encoder, folded once: labels 0..3 each add a learned vector.
             self.register_buffer("gaussian", encoder.pe_layer.positional_encoding_gaussian_matrix.detach().clone())
@@ -84,16 +87,16 @@ class DecoderGraph(nn.Module):
         tokens = torch.cat([self.output_tokens.unsqueeze(0).expand(n, -1, -1), sparse], dim=1)
         src = (image_embeddings + self.no_mask).expand(n, -1, -1, -1)
         pos = self.image_pe.expand(n, -1, -1, -1)
-        channels, height, width = src.shape[1], src.shape[2], src.shape[3]
+        (height, width), up_h, up_w = self.grid, 4 * self.grid[0], 4 * self.grid[1]
         hs, src = self.decoder.transformer(src, pos, tokens)
-        src = src.transpose(1, 2).reshape(n, channels, height, width)
+        src = src.transpose(1, 2).reshape(-1, self.channels, height, width)
         upscaled = self.decoder.output_upscaling(src)
         mask_tokens = hs[:, 1 : 1 + self.num_outputs, :]
         hyper = torch.stack(
             [mlp(mask_tokens[:, i, :]) for i, mlp in enumerate(self.decoder.output_hypernetworks_mlps)], dim=1
         )
-        up_c, up_h, up_w = upscaled.shape[1], upscaled.shape[2], upscaled.shape[3]
-        masks = (hyper @ upscaled.reshape(n, up_c, up_h * up_w)).reshape(n, self.num_outputs, up_h, up_w)
+        flat = upscaled.reshape(-1, upscaled.shape[1], up_h * up_w)
+        masks = (hyper @ flat).reshape(-1, self.num_outputs, up_h, up_w)
         iou = self.decoder.iou_prediction_head(hs[:, 0, :])
         return masks, iou
 
