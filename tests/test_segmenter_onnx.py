@@ -240,5 +240,5 @@ def test_missing_onnx_file_names_the_export_command(tmp_path):
 
 def test_model_type_mismatch_with_the_export_is_refused(onnx_dir):
     config = onnx_config(onnx_dir, **{"segmenter.model_type": "vit_b"})
-    with pytest.raises(CheckpointError, match="set segmenter.model_type: vit_tiny"):
+    with pytest.raises(CheckpointError, match=r"set segmenter\.model_type: vit_tiny"):
         create_segmenter(config)

@@ -193,7 +193,7 @@ def check_against_torch(
         )
         mask_diff = max(mask_diff, float(np.abs(got_masks - masks.numpy()).max()))
         iou_diff = max(iou_diff, float(np.abs(got_iou - iou.numpy()).max()))
-    log(f"decoder parity (ONNX Runtime CPU vs torch, 4 random batches): max |Δmask| {mask_diff:.2e}, |ΔIoU| {iou_diff:.2e}")
+    log(f"decoder parity (ONNX Runtime CPU vs torch, 4 random batches): |Δmask| {mask_diff:.2e}, |ΔIoU| {iou_diff:.2e}")
 
     encoder_session = ort.InferenceSession(str(model_dir / ENCODER_FILE), options, providers=["CPUExecutionProvider"])
     image = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(7)) * 255
@@ -205,8 +205,8 @@ def check_against_torch(
     log(f"encoder parity (ONNX Runtime CPU vs torch, 1 random image): max |Δ| / max |x| {encoder_diff:.2e}")
     if iou_diff > tolerance or encoder_diff > tolerance:
         raise ModelError(
-            f"the ONNX export of {model_dir} disagrees with torch (IoU Δ {iou_diff:.2e}, encoder Δ {encoder_diff:.2e}); "
-            "try another opset (segmenter.export.opset)"
+            f"the ONNX export in {model_dir} disagrees with torch (IoU Δ {iou_diff:.2e}, "
+            f"encoder Δ {encoder_diff:.2e}): try another opset (--opset)"
         )
     return mask_diff, iou_diff
 

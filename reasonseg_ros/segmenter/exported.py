@@ -133,9 +133,7 @@ class ExportedSamSegmenter:
             best = low_res[rows, choice]
         else:
             best = low_res[rows.tolist(), choice.tolist()]
-        masks = upscale_masks(
-            best, self.image_size, embedding.input_size, embedding.original_size, self.mask_threshold
-        )
+        masks = upscale_masks(best, self.image_size, embedding.input_size, embedding.original_size, self.mask_threshold)
         if not isinstance(masks, np.ndarray):
             masks = masks.cpu().numpy()
         return DecodeResult(masks, iou[rows, choice].astype(np.float32))

@@ -27,7 +27,9 @@ PIXEL_STD = np.array([58.395, 57.12, 57.375], dtype=np.float32)
 
 # Token labels of the decoder graph: SAM's point labels, box corners as in SAM's own ONNX export, and one more
 # for a token that is taken verbatim from the sparse-embedding input ([SEG]-token reasoners).
-LABEL_PAD, LABEL_NEGATIVE, LABEL_POSITIVE, LABEL_BOX_TOP_LEFT, LABEL_BOX_BOTTOM_RIGHT, LABEL_EMBEDDING = -1, 0, 1, 2, 3, 4
+LABEL_PAD = -1
+LABEL_BOX_TOP_LEFT, LABEL_BOX_BOTTOM_RIGHT = 2, 3
+LABEL_EMBEDDING = 4
 
 
 @dataclass(frozen=True)

@@ -116,4 +116,3 @@ def fp32_modules(sam: Any) -> list[str]:
             parts = path.split(".")
             names.add(f"{parts[-2]}.{parts[-1]}" if parts[-1].isdigit() else parts[-1])
     return sorted(names)
-

@@ -77,7 +77,9 @@ def decoder_profile(export: ExportConfig) -> tuple[tuple[int, int], tuple[int, i
 class OrtRunner:
     """One ONNX Runtime session; ``run`` takes and returns numpy arrays by input/output name."""
 
-    def __init__(self, path: Path, providers: list[str], provider_options: list[dict[str, Any]], threads: int = 0):
+    def __init__(
+        self, path: Path, providers: list[str], provider_options: list[dict[str, Any]], threads: int = 0
+    ) -> None:
         ort = require("onnxruntime", "the onnx segmenter")
         if not path.is_file():
             raise CheckpointError(
