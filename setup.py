@@ -8,8 +8,8 @@ PACKAGE = "reasonseg_ros"
 
 EXTRAS = {
     "torch": ["torch>=2.1", "torchvision", "segment-anything>=1.0", "pillow"],
-    "onnx": ["onnx>=1.15", "onnxruntime>=1.17"],
-    "tensorrt": ["tensorrt>=10", "cuda-python"],
+    "onnx": ["onnx>=1.15", "onnxruntime>=1.17", "pillow"],
+    "tensorrt": ["tensorrt>=10", "torch>=2.1"],
     "vlm": ["transformers>=4.50", "accelerate", "pillow"],
     "eval": ["rosbags>=0.10", "pycocotools>=2.0.7", "matplotlib", "tqdm"],
     "test": ["pytest>=8", "ruff>=0.5", "rosbags>=0.10", "pillow"],

@@ -99,7 +99,8 @@ def cpu_figures(sam, model: str, work: Path, args: argparse.Namespace) -> dict:
     from segment_anything.utils.transforms import ResizeLongestSide
 
     start = time.perf_counter()
-    export_sam(sam, model, work, weights="random weights", check=False, log=lambda _: None)
+    if not (args.reuse and (work / "manifest.json").is_file()):
+        export_sam(sam, model, work, weights="random weights", check=False, log=lambda _: None)
     export_s = time.perf_counter() - start
     overrides = {
         "segmenter.backend": "onnx",
@@ -217,6 +218,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--work", help="folder for the ONNX files and engines (default: a temporary one)")
     parser.add_argument("--json", help="write the figures here")
+    parser.add_argument("--reuse", action="store_true", help="reuse the ONNX files already in --work (same seed)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -225,12 +225,12 @@ def test_missing_provider_falls_back_with_a_logged_reason(caplog):
 
 def test_tensorrt_ep_options_carry_fp16_cache_and_profiles(tmp_path):
     config = load_config(None, {"segmenter.export.max_prompts": 6, "segmenter.export.max_points": 10}).segmenter
-    options = tensorrt_ep_options(config.onnx, config.export, tmp_path, "decoder", 256, 64)
+    options = tensorrt_ep_options(config.onnx, config.export, tmp_path, "decoder", 256)
     assert options["trt_fp16_enable"] is True and options["trt_engine_cache_path"] == str(tmp_path)
     assert "point_labels:6x16" in options["trt_profile_max_shapes"]
     assert "token_embeddings:1x1x256" in options["trt_profile_min_shapes"]
-    assert "image_embeddings:1x256x64x64" in options["trt_profile_opt_shapes"]
-    assert "trt_profile_min_shapes" not in tensorrt_ep_options(config.onnx, config.export, tmp_path, "encoder", 256, 64)
+    assert "image_embeddings" not in options["trt_profile_opt_shapes"]  # static: not part of the profile
+    assert "trt_profile_min_shapes" not in tensorrt_ep_options(config.onnx, config.export, tmp_path, "encoder", 256)
 
 
 def test_missing_onnx_file_names_the_export_command(tmp_path):

@@ -47,7 +47,7 @@ def choose_providers(wanted: str, available: list[str]) -> list[str]:
 
 
 def tensorrt_ep_options(
-    onnx_config: OnnxConfig, export: ExportConfig, cache_dir: Path, part: str, channels: int, grid: int
+    onnx_config: OnnxConfig, export: ExportConfig, cache_dir: Path, part: str, channels: int
 ) -> dict[str, Any]:
     """TensorRT execution-provider options: fp16, engine + timing cache, and the decoder's profile shapes."""
     options: dict[str, Any] = {
@@ -61,9 +61,9 @@ def tensorrt_ep_options(
         shapes = decoder_profile(export)
         names = ("point_coords", "point_labels", "token_embeddings")
         tails = {"point_coords": "x2", "point_labels": "", "token_embeddings": f"x{channels}"}
-        embed = f"image_embeddings:1x{channels}x{grid}x{grid}"
+        # Only the dynamic inputs: the image embedding's shape is fixed in the graph.
         for key, (n, k) in zip(("min", "opt", "max"), shapes, strict=True):
-            parts = [embed] + [f"{name}:{n}x{k}{tails[name]}" for name in names]
+            parts = [f"{name}:{n}x{k}{tails[name]}" for name in names]
             options[f"trt_profile_{key}_shapes"] = ",".join(parts)
     return options
 
@@ -115,7 +115,6 @@ def open_ort(
     export: ExportConfig,
     cache_dir: Path,
     channels: int,
-    grid: int,
 ) -> OrtRunner:
     """An :class:`OrtRunner` on the configured providers, with TensorRT EP options passed through."""
     ort = require("onnxruntime", "the onnx segmenter")
@@ -124,7 +123,7 @@ def open_ort(
     for name in providers:
         if name == "TensorrtExecutionProvider":
             cache_dir.mkdir(parents=True, exist_ok=True)
-            options.append(tensorrt_ep_options(onnx_config, export, cache_dir, part, channels, grid))
+            options.append(tensorrt_ep_options(onnx_config, export, cache_dir, part, channels))
         else:
             options.append({})
     return OrtRunner(path, providers, options, onnx_config.threads)

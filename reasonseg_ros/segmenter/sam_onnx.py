@@ -17,8 +17,7 @@ def _open(part: str, model_dir: Path, manifest: dict[str, Any], config: Segmente
     cache = config.onnx.trt_engine_cache_dir
     cache_dir = Path(cache).expanduser() if cache else model_dir / "ort_trt_cache"
     file = ENCODER_FILE if part == "encoder" else DECODER_FILE
-    channels, grid = int(manifest["channels"]), int(manifest["embedding_grid"])
-    return open_ort(model_dir / file, part, config.onnx, config.export, cache_dir, channels, grid)
+    return open_ort(model_dir / file, part, config.onnx, config.export, cache_dir, int(manifest["channels"]))
 
 
 def _where(runner: OrtRunner) -> str:

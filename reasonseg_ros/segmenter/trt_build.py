@@ -75,7 +75,8 @@ class _Progress:
                 trt.IProgressMonitor.__init__(self)
 
             def phase_start(self, phase_name: str, parent_phase: str | None, num_steps: int) -> None:
-                if parent_phase is None or outer.depth.get(parent_phase, 0) < 1:
+                # Top phases and their children only: the deeper ones come by the thousand (one per tactic).
+                if parent_phase is None or outer.depth.get(parent_phase, 9) < 1:
                     depth = 0 if parent_phase is None else outer.depth.get(parent_phase, 0) + 1
                     outer.depth[phase_name] = depth
                     outer.log(f"  {'  ' * depth}{phase_name} ({num_steps} steps) at {outer.elapsed():.0f} s")
@@ -107,7 +108,9 @@ def build_engine(
     trt = require("tensorrt", "building TensorRT engines")
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    network = builder.create_network(0)  # TensorRT 10: explicit batch is the only mode
+    # TensorRT 10 knows only explicit batch (flag 0); 8.6 (JetPack 6.0) still has to be asked for it.
+    explicit = getattr(trt.NetworkDefinitionCreationFlag, "EXPLICIT_BATCH", None)
+    network = builder.create_network(0 if explicit is None else 1 << int(explicit))
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(str(onnx_path)):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
