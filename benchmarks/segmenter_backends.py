@@ -35,8 +35,8 @@ import numpy as np
 import torch
 
 from reasonseg_ros.config import load_config
-from reasonseg_ros.segmenter.exported import ExportedSamSegmenter
 from reasonseg_ros.segmenter.export import export_sam
+from reasonseg_ros.segmenter.exported import ExportedSamSegmenter
 from reasonseg_ros.segmenter.sam_torch import TorchSamSegmenter, build_sam
 from reasonseg_ros.types import Prompt
 
