@@ -49,17 +49,28 @@ def load_average() -> str:
 
 
 def interleaved(fns: dict[str, Callable[[], object]], repeats: int, sync: Callable[[], None] = lambda: None) -> dict:
-    """Median ms of each function, run in turns so that load from other users hits all of them alike."""
+    """Median ms of each function, measured in rounds: each round runs every function ``block`` times in a row.
+
+    Back-to-back calls of different runtimes slow each other on a CPU: torch's OpenMP workers and ONNX
+    Runtime's pool keep spinning for a while after a call and hold the cores the other one needs. So each
+    function gets a short block of its own after a pause (as in a process that runs one backend), and the
+    blocks alternate so that load from other users still hits all functions alike.
+    """
+    block = max(1, min(5, repeats // 2))
     for fn in fns.values():  # warm-up (allocations, lazy init, CUDA graphs)
         fn()
     sync()
     times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
+    while min(len(v) for v in times.values()) < repeats:
         for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
+            time.sleep(0.3)
+            fn()  # re-warm this runtime's threads after the pause
             sync()
-            times[name].append((time.perf_counter() - start) * 1000)
+            for _ in range(block):
+                start = time.perf_counter()
+                fn()
+                sync()
+                times[name].append((time.perf_counter() - start) * 1000)
     return {name: statistics.median(values) for name, values in times.items()}
 
 
