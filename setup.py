@@ -8,8 +8,8 @@ PACKAGE = "reasonseg_ros"
 
 EXTRAS = {
     "torch": ["torch>=2.1", "torchvision", "segment-anything>=1.0", "pillow"],
-    "onnx": ["onnx>=1.15", "onnxruntime>=1.17"],
-    "tensorrt": ["tensorrt>=10", "cuda-python"],
+    "onnx": ["onnx>=1.15", "onnxruntime>=1.17", "pillow"],
+    "tensorrt": ["tensorrt>=10", "torch>=2.1"],
     "vlm": ["transformers>=4.57", "accelerate", "pillow", "safetensors"],
     "remote": ["pillow"],
     "quant": ["bitsandbytes"],

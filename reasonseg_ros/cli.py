@@ -1,4 +1,4 @@
-"""The ``reasonseg`` command: ``segment`` one image, ``info`` on what is installed."""
+"""The ``reasonseg`` command: ``segment`` one image, ``export`` SAM, ``info`` on what is installed."""
 
 from __future__ import annotations
 
@@ -169,6 +169,26 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from reasonseg_ros.segmenter.export import export_checkpoint
+
+    config = load(args)
+    if args.checkpoint is None and not args.random_weights:
+        raise ReasonsegError("export needs --checkpoint FILE (or --random-weights for plumbing and timing only)")
+    if args.tensorrt:
+        require("tensorrt", "export --tensorrt")  # fail before minutes of export, not after
+    report = export_checkpoint(
+        args.sam, args.checkpoint, args.out, opset=args.opset or config.segmenter.export.opset, check=not args.no_check
+    )
+    if args.tensorrt:
+        from reasonseg_ros.segmenter.trt_build import build_engines
+
+        fp16 = config.segmenter.tensorrt.fp16 if args.fp16 is None else args.fp16
+        build_engines(report.out_dir, args.sam, config.segmenter, fp16=fp16)
+    print(f"wrote {report.encoder}, {report.decoder}; use segmenter.onnx.model_dir: {report.out_dir}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="reasonseg", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -215,6 +235,24 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--split-by", help="refs file variant: unc, umd, google, berkeley")
     conv.add_argument("--limit", type=int, help="at most this many instructions")
     conv.set_defaults(run=cmd_convert)
+
+    from reasonseg_ros.segmenter.checkpoints import SAM_ARCHS
+
+    exp = sub.add_parser("export", help="export SAM to ONNX (encoder, decoder), optionally build TensorRT engines")
+    exp.add_argument("--sam", required=True, choices=list(SAM_ARCHS), help="SAM architecture of the checkpoint")
+    exp.add_argument("--checkpoint", help="SAM .pth file (official or fine-tuned)")
+    exp.add_argument("--random-weights", action="store_true", help="no checkpoint: random weights (timing only)")
+    exp.add_argument("--out", required=True, help="output folder: encoder.onnx, decoder.onnx, manifest.json")
+    exp.add_argument("--opset", type=int, help="ONNX opset (default: segmenter.export.opset)")
+    exp.add_argument("--tensorrt", action="store_true", help="also build TensorRT engines for this GPU")
+    exp.add_argument(
+        "--fp16",
+        action=argparse.BooleanOptionalAction,
+        help="fp16 engines, layer norms and softmax kept fp32 (default: segmenter.tensorrt.fp16, true)",
+    )
+    exp.add_argument("--no-check", action="store_true", help="skip the ONNX Runtime vs torch check")
+    common(exp)
+    exp.set_defaults(run=cmd_export)
 
     info = sub.add_parser("info", help="which backends and checkpoints are available")
     common(info)

@@ -19,8 +19,56 @@ from reasonseg_ros.errors import ConfigError
 
 
 @dataclass
+class ExportConfig:
+    """Shapes and opset of the exported graphs; also the TensorRT optimisation profiles."""
+
+    opset: int = 17
+    """ONNX opset of ``reasonseg export``."""
+    max_prompts: int = 8
+    """Most targets decoded in one call (TensorRT profile max of ``num_prompts``)."""
+    max_points: int = 16
+    """Most points per prompt (with a box and the sparse embeddings, the profile max of ``num_tokens``)."""
+    max_embedding_tokens: int = 4
+    """Most sparse-embedding tokens per prompt."""
+    opt_prompts: int = 1
+    """Number of prompts TensorRT tunes its kernels for."""
+
+
+@dataclass
+class OnnxConfig:
+    """``segmenter.backend: onnx`` (ONNX Runtime)."""
+
+    model_dir: str | None = None
+    """Folder written by ``reasonseg export`` (None: ``<cache_dir>/onnx/<model_type>``)."""
+    providers: str = "cuda,cpu"
+    """Execution providers by preference, comma-separated: tensorrt, cuda, cpu; a missing one is skipped (logged)."""
+    trt_fp16: bool = True
+    """TensorRT execution provider: build fp16 engines."""
+    trt_engine_cache_dir: str | None = None
+    """TensorRT execution provider's engine and timing cache (None: ``<model_dir>/ort_trt_cache``)."""
+    threads: int = 0
+    """Intra-op threads of the CPU provider (0: ONNX Runtime's default)."""
+
+
+@dataclass
+class TensorRTConfig:
+    """``segmenter.backend: tensorrt`` (native TensorRT 10 engines)."""
+
+    engine_dir: str | None = None
+    """Engine cache (None: ``<model_dir>/engines``); engines are keyed by ONNX hash, TensorRT version and GPU."""
+    fp16: bool = True
+    """fp16 engines, with layer norms and softmax kept fp32."""
+    build: bool = True
+    """Build a missing or stale engine at start (minutes); false: fail with the command that builds it."""
+    workspace_mb: int = 4096
+    """Builder workspace limit."""
+    cuda_graph: bool = False
+    """Capture the decoder into a CUDA graph per (prompts, tokens) shape and replay it."""
+
+
+@dataclass
 class SegmenterConfig:
-    backend: Literal["torch"] = "torch"
+    backend: Literal["torch", "onnx", "tensorrt"] = "torch"
     model_type: str = "vit_b"
     """``vit_b``, ``vit_l``, ``vit_h`` (official SAM) or ``vit_tiny`` (tests and demos)."""
     checkpoint: str | None = None
@@ -38,6 +86,13 @@ class SegmenterConfig:
     """Decode SAM's three candidate masks and keep the one with the best predicted IoU."""
     decode_batch_size: int = 0
     """Targets per decoder call; 0 picks per device: all in one call on a GPU, one per call on a CPU (faster there)."""
+    encoder_backend: Literal["onnx", "tensorrt"] | None = None
+    """Mixed mode (onnx/tensorrt backends): run the image encoder on this backend instead of ``backend``."""
+    decoder_backend: Literal["onnx", "tensorrt"] | None = None
+    """Mixed mode: run the prompt encoder + mask decoder on this backend instead of ``backend``."""
+    export: ExportConfig = field(default_factory=ExportConfig)
+    onnx: OnnxConfig = field(default_factory=OnnxConfig)
+    tensorrt: TensorRTConfig = field(default_factory=TensorRTConfig)
 
 
 @dataclass
@@ -284,6 +339,9 @@ class Config:
             "reasoner.vlm.query_candidates": self.reasoner.vlm.query_candidates,
             "reasoner.vlm.min_pixels": self.reasoner.vlm.min_pixels,
             "reasoner.remote.max_in_flight": self.reasoner.remote.max_in_flight,
+            "segmenter.export.max_prompts": self.segmenter.export.max_prompts,
+            "segmenter.export.max_points": self.segmenter.export.max_points,
+            "segmenter.export.opt_prompts": self.segmenter.export.opt_prompts,
         }
         for key, value in positive.items():
             if value < 1:
@@ -293,6 +351,8 @@ class Config:
             "engine.min_mask_pixels": self.engine.min_mask_pixels,
             "segmenter.decode_batch_size": self.segmenter.decode_batch_size,
             "node.diagnostics_period_s": self.node.diagnostics_period_s,
+            "segmenter.export.max_embedding_tokens": self.segmenter.export.max_embedding_tokens,
+            "segmenter.onnx.threads": self.segmenter.onnx.threads,
         }
         for key, value in non_negative.items():
             if value < 0:
@@ -307,6 +367,8 @@ class Config:
             raise ConfigError("reasoner.seg_token.sasp thresholds must satisfy 0 <= negative <= positive <= 1")
         if sasp.num_points < 1 or sasp.down_sample < 1 or self.reasoner.seg_token.max_new_tokens < 1:
             raise ConfigError("reasoner.seg_token: num_points, down_sample and max_new_tokens must be at least 1")
+        if self.segmenter.export.opt_prompts > self.segmenter.export.max_prompts:
+            raise ConfigError("segmenter.export.opt_prompts must not exceed segmenter.export.max_prompts")
         if self.memory.max_objects > 65535:
             raise ConfigError("memory.max_objects must be at most 65535 (ids fill a uint16 label image)")
         return self

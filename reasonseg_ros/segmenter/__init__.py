@@ -24,6 +24,10 @@ def create_segmenter(config: SegmenterConfig, reasoner: Any = None) -> Segmenter
                 raise ConfigError("segmenter.checkpoint: from_reasoner needs reasoner.backend: seg_token")
             return TorchSamSegmenter.from_state_dict(reasoner.sam_state_dict(), config)
         return TorchSamSegmenter.from_config(config)
+    if config.backend in ("onnx", "tensorrt"):
+        from reasonseg_ros.segmenter.exported import ExportedSamSegmenter
+
+        return ExportedSamSegmenter.from_config(config)
     raise ConfigError(f"segmenter.backend '{config.backend}' is not available")
 
 

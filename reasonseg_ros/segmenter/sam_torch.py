@@ -91,16 +91,19 @@ def load_state_dict(path: Path) -> dict[str, Any]:
     return state
 
 
-def load_weights(sam: Any, state: dict[str, Any], model_type: str, path: Path) -> None:
-    """Load ``state`` into ``sam``; a checkpoint of another architecture is named as such."""
+def check_arch(state: dict[str, Any], model_type: str, path: Path, setting: str = "segmenter.model_type") -> None:
+    """Fail fast, before building the model, when ``state`` is a checkpoint of another architecture."""
     width_key = "image_encoder.patch_embed.proj.weight"
     if width_key in state:
         found = arch_name_for_width(int(state[width_key].shape[0]))
         if found is not None and found != model_type:
-            raise CheckpointError(
-                f"{path} is a SAM {found} checkpoint but segmenter.model_type is {model_type}: "
-                f"set segmenter.model_type: {found}"
-            )
+            fix = f"set {setting}: {found}" if setting.startswith("segmenter.") else f"use {setting} {found}"
+            raise CheckpointError(f"{path} is a SAM {found} checkpoint but {setting} is {model_type}: {fix}")
+
+
+def load_weights(sam: Any, state: dict[str, Any], model_type: str, path: Path) -> None:
+    """Load ``state`` into ``sam``; a checkpoint of another architecture is named as such."""
+    check_arch(state, model_type, path)
     try:
         sam.load_state_dict(state, strict=True)
     except RuntimeError as exc:
