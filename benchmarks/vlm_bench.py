@@ -64,8 +64,11 @@ def best_ms(fn: Callable[[], object], repeats: int) -> float:
 
 
 class FixedLengthVlm(LocalVlm):
-    """Generates exactly ``tokens`` tokens (the real compute, and in query mode the cache the questions
-    continue), then answers ``answer`` (a random model's text would not parse, and query mode needs boxes)."""
+    """Generate exactly ``tokens`` tokens, then answer ``answer``.
+
+    The tokens are the real compute (and in query mode the cache the questions continue); the scripted
+    answer stands in because a random model's text would not parse, and query mode needs boxes.
+    """
 
     tokens = 0
     answer = ""

@@ -107,8 +107,10 @@ class OracleConfig:
 
 @dataclass
 class VlmConfig:
-    """A grounding VLM that writes SAM prompts as JSON text (``vlm`` runs it locally; ``remote`` reads the
-    prompt, parsing and point settings from here too)."""
+    """A grounding VLM that writes SAM prompts as JSON text.
+
+    ``vlm`` runs it locally; ``remote`` reads the prompt, parsing and point settings from here too.
+    """
 
     model: str = "Qwen/Qwen2.5-VL-7B-Instruct"
     """Hugging Face hub id or local folder (``vlm`` backend)."""

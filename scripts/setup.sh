@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Creates .venv and installs reasonseg_ros with the torch, onnx, eval and test extras.
+# Creates .venv and installs reasonseg_ros with the torch, onnx, vlm, eval and test extras.
 # TORCH_SPEC overrides the PyTorch pins (e.g. TORCH_SPEC="torch torchvision" for the newest).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,5 +15,5 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 # shellcheck disable=SC2086
 .venv/bin/python -m pip install -q $TORCH_SPEC
-.venv/bin/python -m pip install -q -e ".[torch,onnx,eval,test]"
+.venv/bin/python -m pip install -q -e ".[torch,onnx,vlm,eval,test]"
 echo "reasonseg_ros installed in .venv"

@@ -30,8 +30,11 @@ def reasoner() -> SegTokenReasoner:
 
 
 def reference_seg_rows(ids: list[int], token_id: int, num_patches: int) -> list[int]:
-    """The references' rule, written as they write it: ``ids[:, 1:] == seg``, padded right by 1
-    and left by ``num_patches - 1`` for the expanded image placeholder."""
+    """The references' rule, written as they write it.
+
+    ``ids[:, 1:] == seg``, padded right by 1 and left by ``num_patches - 1`` for the expanded image
+    placeholder.
+    """
     mask = torch.tensor(ids)[None, 1:] == token_id
     mask = torch.cat([torch.zeros(1, num_patches - 1, dtype=torch.bool), mask, torch.zeros(1, 1, dtype=torch.bool)], 1)
     return torch.nonzero(mask[0]).flatten().tolist()

@@ -164,14 +164,15 @@ class ReasonsegNode(Node):
     def _load_models(self, config: Config) -> Engine:
         logger = self.get_logger()
         try:
-            start = time.perf_counter()
-            logger.info(f"loading segmenter: {config.segmenter.backend} SAM {config.segmenter.model_type}")
-            segmenter = create_segmenter(config.segmenter)
-            logger.info(f"segmenter ready: {segmenter.name} ({time.perf_counter() - start:.1f} s)")
+            # The reasoner first: a seg_token checkpoint carries the SAM weights the segmenter may take.
             start = time.perf_counter()
             logger.info(f"loading reasoner: {config.reasoner.backend}")
             reasoner = create_reasoner(config.reasoner)
             logger.info(f"reasoner ready: {reasoner.name} ({time.perf_counter() - start:.1f} s)")
+            start = time.perf_counter()
+            logger.info(f"loading segmenter: {config.segmenter.backend} SAM {config.segmenter.model_type}")
+            segmenter = create_segmenter(config.segmenter, reasoner)
+            logger.info(f"segmenter ready: {segmenter.name} ({time.perf_counter() - start:.1f} s)")
         except ReasonsegError as exc:
             self._fatal(str(exc))
         return Engine(segmenter, reasoner, config)

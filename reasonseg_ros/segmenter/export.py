@@ -144,8 +144,11 @@ def export_sam(
 
 
 def _set_static_dims(onnx: Any, path: Path, dims: dict[str, list[int]]) -> None:
-    """Write the known sizes of an output's non-batch axes, which the exporter leaves symbolic once the batch
-    axis is dynamic; consumers (TensorRT, ONNX Runtime's allocator) then see them as constants."""
+    """Write the known sizes of an output's non-batch axes.
+
+    The exporter leaves them symbolic once the batch axis is dynamic; written in, consumers (TensorRT,
+    ONNX Runtime's allocator) see them as constants.
+    """
     model = onnx.load(str(path))
     for output in model.graph.output:
         for axis, size in enumerate(dims.get(output.name, []), start=1):

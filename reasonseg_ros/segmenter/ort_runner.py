@@ -22,8 +22,10 @@ PROVIDER_NAMES = {
 
 
 def choose_providers(wanted: str, available: list[str]) -> list[str]:
-    """ONNX Runtime provider names for ``wanted`` (``"tensorrt,cuda,cpu"``), skipping, with a log line, the
-    ones this ONNX Runtime build lacks; CPU is always the last resort."""
+    """ONNX Runtime provider names for ``wanted`` (``"tensorrt,cuda,cpu"``).
+
+    The ones this ONNX Runtime build lacks are skipped with a log line; CPU is always the last resort.
+    """
     chosen = []
     for short in [w.strip().lower() for w in wanted.split(",") if w.strip()]:
         if short not in PROVIDER_NAMES:

@@ -100,8 +100,11 @@ def find_engine(engine_dir: Path, spec: EngineSpec) -> Path | None:
 
 
 def missing_engine_error(engine_dir: Path, spec: EngineSpec) -> CheckpointError:
-    """The error for an engine that is not cached and may not be built here: says why the cached ones do not
-    fit (another GPU, TensorRT version, ONNX file or options) and how to build the right one."""
+    """The error for an engine that is not cached and may not be built here.
+
+    It says why the cached ones do not fit (another GPU, TensorRT version, ONNX file or options) and how
+    to build the right one.
+    """
     reasons = []
     for meta in sorted(engine_dir.glob(f"{spec.part}-*.json")):
         try:

@@ -55,8 +55,11 @@ def first_user_message(instruction: str, use_im_start_end: bool) -> str:
 
 
 def tokenize_with_image(tokenizer: Any, text: str) -> list[int]:
-    """LLaVA's ``tokenizer_image_token``: each chunk around ``<image>`` is tokenised on its own,
-    one BOS at the start, and the placeholder id between the chunks."""
+    """Tokenise as LLaVA's ``tokenizer_image_token`` does.
+
+    Each chunk around ``<image>`` is tokenised on its own, one BOS at the start, and the placeholder id
+    between the chunks.
+    """
     chunks = text.split(IMAGE_TOKEN)
     if len(chunks) != 2:
         raise ValueError(f"the prompt must hold exactly one {IMAGE_TOKEN}, found {len(chunks) - 1}")

@@ -131,8 +131,11 @@ class LocalVlm:
         return options
 
     def conversation(self, prompt: PromptText) -> tuple[str, str, str]:
-        """``(head, between, tail)``: the templated text before the answer, between the answer and a
-        question, and after the question (ending with the assistant's header)."""
+        """Split the chat template into ``(head, between, tail)``.
+
+        The templated text before the answer, between the answer and a question, and after the question
+        (ending with the assistant's header).
+        """
         messages = [
             {"role": "system", "content": [{"type": "text", "text": prompt.system}]},
             {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt.user}]},
@@ -184,8 +187,10 @@ class LocalVlm:
         return cache, length + len(continuation), position + len(continuation)
 
     def _score_group(self, cache: Any, length: int, position: int, group: QueryGroup, tail: str) -> Any:
-        """Next-token logits after each question of ``group``: the target's sentence extends the cache once,
-        then every question runs in one batched forward on it."""
+        """Next-token logits after each question of ``group``.
+
+        The target's sentence extends the cache once, then every question runs in one batched forward on it.
+        """
         context = self._tokens(group.context)
         self._forward(self.torch.tensor([context], device=self.device), cache, length, position)
         return self._forward_batch(

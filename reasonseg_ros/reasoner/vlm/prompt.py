@@ -118,7 +118,8 @@ def _extent(frame: CoordinateFrame) -> tuple[float, float]:
     """``(width, height)`` of the image in the model's coordinates."""
     if frame.convention.kind == "relative":
         return frame.convention.scale, frame.convention.scale
-    height, width = frame.model_size if frame.convention.kind == "resized_pixels" else frame.image_size  # type: ignore[misc]
+    resized = frame.convention.kind == "resized_pixels"
+    height, width = frame.model_size if resized else frame.image_size  # type: ignore[misc]
     return float(width), float(height)
 
 
