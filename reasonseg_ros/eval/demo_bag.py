@@ -1,3 +1,17 @@
+# Copyright 2026 reasonseg_ros maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """``reasonseg demo-bag``: a small synthetic scene with a multi-round dialogue and exact ground truth.
 
 Shapes of known colours on a textured background; the camera pans, so every
