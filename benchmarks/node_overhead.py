@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from reasonseg_ros.config import NodeConfig
 from reasonseg_ros.masks import encode_rle, label_image, mask_to_box
 from reasonseg_ros.messages import (
     image_to_rgb,
@@ -139,18 +140,12 @@ def main() -> None:
         lambda: objects_to_detections(types, header, result.objects), args.repeats
     )
     sink = Outputs(masks=lambda m: None, detections=lambda m: None, result=lambda m: None, rejection=lambda m: None)
-    core = NodeCore(engine=None, types=types, outputs=sink, config=_node_config())  # type: ignore[arg-type]
+    core = NodeCore(engine=None, types=types, outputs=sink, config=NodeConfig())  # type: ignore[arg-type]
     figures["publish_set_5_objects_ms"] = median_ms(lambda: core.publish(result), args.repeats)
     for key, value in figures.items():
         print(f"{key:42s} {value if not isinstance(value, float) else f'{value:.3f}'}")
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2))
-
-
-def _node_config() -> Any:
-    from reasonseg_ros.config import NodeConfig
-
-    return NodeConfig()
 
 
 if __name__ == "__main__":
