@@ -30,6 +30,7 @@ import math
 from typing import Any
 
 from reasonseg_ros.deps import require
+from reasonseg_ros.segmenter.lean_decoder import two_way_transformer, upscaled_masks
 
 torch = require("torch", "exporting SAM to ONNX")
 nn = torch.nn
@@ -71,14 +72,14 @@ class DecoderGraph(nn.Module):
         self.num_outputs = decoder.num_mask_tokens
         # Static per architecture; as Python ints they export as constants, leaving only the prompt axes dynamic.
         self.grid = tuple(int(v) for v in encoder.image_embedding_size)
-        self.channels = int(decoder.transformer_dim)
         with torch.no_grad():
             # Constants of the prompt encoder, folded once: labels 0..3 each add a learned vector.
             self.register_buffer("gaussian", encoder.pe_layer.positional_encoding_gaussian_matrix.detach().clone())
             self.register_buffer("not_a_point", encoder.not_a_point_embed.weight.detach().clone())
             label_vectors = torch.cat([e.weight.detach() for e in encoder.point_embeddings], dim=0)
             self.register_buffer("label_vectors", label_vectors.clone())
-            self.register_buffer("image_pe", encoder.get_dense_pe().detach().clone())
+            # (1, HW, C): the layout the transformer works in, so the graph holds no transpose for it.
+            self.register_buffer("image_pe", encoder.get_dense_pe().detach().flatten(2).transpose(1, 2).clone())
             self.register_buffer("no_mask", encoder.no_mask_embed.weight.detach().reshape(1, -1, 1, 1).clone())
             output_tokens = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight], dim=0)
             self.register_buffer("output_tokens", output_tokens.detach().clone())
@@ -95,22 +96,24 @@ class DecoderGraph(nn.Module):
             tokens = tokens + self.label_vectors[k] * (labels == k).to(positional.dtype)
         return torch.where(labels == 4, embeddings, tokens)
 
+    def reference(self, image_embeddings: Any, point_coords: Any, point_labels: Any, token_embeddings: Any) -> Any:
+        """What ``forward`` computes, by ``segment_anything``'s own ``predict_masks``: the export's yardstick."""
+        sparse = self.sparse_tokens(point_coords, point_labels, token_embeddings)
+        dense = self.no_mask.expand(sparse.shape[0], -1, *self.grid)
+        image_pe = self.image_pe.transpose(1, 2).reshape(1, -1, *self.grid)
+        return self.decoder.predict_masks(image_embeddings, image_pe, sparse, dense)
+
     def forward(self, image_embeddings: Any, point_coords: Any, point_labels: Any, token_embeddings: Any) -> Any:
         sparse = self.sparse_tokens(point_coords, point_labels, token_embeddings)
         n = sparse.shape[0]
         tokens = torch.cat([self.output_tokens.unsqueeze(0).expand(n, -1, -1), sparse], dim=1)
-        src = (image_embeddings + self.no_mask).expand(n, -1, -1, -1)
-        pos = self.image_pe.expand(n, -1, -1, -1)
-        (height, width), up_h, up_w = self.grid, 4 * self.grid[0], 4 * self.grid[1]
-        hs, src = self.decoder.transformer(src, pos, tokens)
-        src = src.transpose(1, 2).reshape(-1, self.channels, height, width)
-        upscaled = self.decoder.output_upscaling(src)
+        image = (image_embeddings + self.no_mask).flatten(2).transpose(1, 2)
+        hs, src = two_way_transformer(self.decoder.transformer, image, self.image_pe, tokens)
         mask_tokens = hs[:, 1 : 1 + self.num_outputs, :]
         hyper = torch.stack(
             [mlp(mask_tokens[:, i, :]) for i, mlp in enumerate(self.decoder.output_hypernetworks_mlps)], dim=1
         )
-        flat = upscaled.reshape(-1, upscaled.shape[1], up_h * up_w)
-        masks = (hyper @ flat).reshape(-1, self.num_outputs, up_h, up_w)
+        masks = upscaled_masks(self.decoder.output_upscaling, src, hyper, self.grid)
         iou = self.decoder.iou_prediction_head(hs[:, 0, :])
         return masks, iou
 

@@ -24,6 +24,7 @@ decoder gets one optimisation profile over ``1..max_prompts`` prompts and
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -48,8 +49,11 @@ DECODER_TOKEN_INPUTS = {"point_coords": (2,), "point_labels": (), "token_embeddi
 
 
 def in_fp32_scope(layer_name: str, modules: list[str]) -> bool:
-    """Whether a layer parsed from an ONNX node lies inside one of the manifest's ``fp32_modules``."""
-    return any(part in modules for part in layer_name.split("/")[:-1])
+    """Whether a layer parsed from an ONNX node lies inside one of the manifest's ``fp32_modules``.
+
+    The exporter names a module's second and later calls ``norm1_1``, ``norm1_2``: same module, same scope.
+    """
+    return any(re.sub(r"_\d+$", "", part) in modules for part in layer_name.split("/")[:-1])
 
 
 def current_device(index: int = 0) -> Device:
