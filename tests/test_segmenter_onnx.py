@@ -156,6 +156,8 @@ def test_decoder_graph_has_declared_dynamic_axes_and_no_size_input(onnx_dir):
     encoder = onnx.load(str(onnx_dir / "encoder.onnx"))
     (pixels,) = encoder.graph.input
     assert [d.dim_value for d in pixels.type.tensor_type.shape.dim] == [1, 3, 256, 256]
+    (features,) = encoder.graph.output
+    assert [d.dim_param or d.dim_value for d in features.type.tensor_type.shape.dim] == [1, 256, 16, 16]
 
 
 def test_manifest_names_the_files_it_was_written_with(onnx_dir):

@@ -23,14 +23,17 @@ import pytest
 from helpers import scene
 
 from reasonseg_ros.config import load_config
-from reasonseg_ros.errors import CheckpointError
+from reasonseg_ros.errors import CheckpointError, ModelError
 from reasonseg_ros.segmenter.trt_cache import (
+    BUILD_RECIPE,
     Device,
     EngineSpec,
+    check_tensorrt_version,
     engine_path,
     find_engine,
     mismatches,
     missing_engine_error,
+    timing_cache_path,
     write_metadata,
 )
 
@@ -68,8 +71,9 @@ def cache_engine(directory: Path, engine_spec: EngineSpec) -> Path:
         {"fp16": False},
         {"profile": {"point_labels": [[1, 1], [1, 4], [16, 22]]}},
         {"part": "encoder"},
+        {"recipe": BUILD_RECIPE + 1},
     ],
-    ids=["gpu", "tensorrt", "onnx", "precision", "profile", "part"],
+    ids=["gpu", "tensorrt", "onnx", "precision", "profile", "part", "recipe"],
 )
 def test_anything_an_engine_depends_on_changes_its_key_and_is_reported(change):
     assert spec(**change).key() != spec().key()
@@ -105,6 +109,27 @@ def test_engine_with_tampered_or_missing_metadata_is_rebuilt(tmp_path):
     assert find_engine(tmp_path, spec()) is None
     meta.unlink()
     assert find_engine(tmp_path, spec()) is None
+
+
+def test_timing_cache_is_per_tensorrt_version_and_gpu(tmp_path):
+    paths = {timing_cache_path(tmp_path, s) for s in (spec(), spec(device=ORIN), spec(tensorrt_version="10.7.0"))}
+    assert len(paths) == 3 and all(p.parent == tmp_path for p in paths)
+    assert timing_cache_path(tmp_path, spec()) == timing_cache_path(tmp_path, spec(fp16=False))
+
+
+@pytest.mark.parametrize(
+    ("version", "fp16", "fix"),
+    [("8.6.2", True, "JetPack 6.1"), ("8.6.2", False, "JetPack 6.1"), ("11.4.0.106", True, "fp16: false")],
+)
+def test_unsupported_tensorrt_versions_are_refused_with_the_fix(version, fp16, fix):
+    with pytest.raises(ModelError, match=fix) as caught:
+        check_tensorrt_version(version, fp16)
+    assert version in str(caught.value) and "tensorrt>=10,<11" in str(caught.value)
+
+
+@pytest.mark.parametrize(("version", "fp16"), [("10.3.0", True), ("10.13.3.9", True), ("11.4.0.106", False)])
+def test_supported_tensorrt_versions_pass(version, fp16):
+    check_tensorrt_version(version, fp16)
 
 
 def test_decoder_profile_follows_the_export_config():
@@ -239,9 +264,14 @@ def test_tensorrt_cuda_graph_replay_gives_the_same_masks(trt_setup):
     prompts = [Prompt(box=[20 + 10 * i, 30, 200, 200]) for i in range(3)]
     expected = plain.decode(plain.embed(image), prompts)
     embedding = graphed.embed(image)
-    for _ in range(3):  # first call captures, the others replay
+    for _ in range(3):  # the second call captures, the third replays
         got = graphed.decode(embedding, prompts)
         np.testing.assert_array_equal(got.masks, expected.masks)
+    # Shapes that change between calls run uncaptured; one that repeats is captured anew.
+    one = prompts[:1]
+    expected_one = plain.decode(embedding, one)
+    for batch, reference in ((one, expected_one), (prompts, expected), (one, expected_one), (one, expected_one)):
+        np.testing.assert_array_equal(graphed.decode(embedding, batch).masks, reference.masks)
 
 
 @needs_gpu

@@ -127,8 +127,10 @@ def export_sam(
             )
         if part == "decoder":
             num_outputs = int(sam.mask_decoder.num_mask_tokens)
-            _set_static_dims(onnx, paths[part], {"low_res_masks": [num_outputs, 4 * grid, 4 * grid]})
-            _set_static_dims(onnx, paths[part], {"iou_predictions": [num_outputs]})
+            shapes = {"low_res_masks": [None, num_outputs, 4 * grid, 4 * grid], "iou_predictions": [None, num_outputs]}
+        else:
+            shapes = {"image_embeddings": list(features.shape)}
+        _set_static_dims(onnx, paths[part], shapes)
         try:
             onnx.checker.check_model(str(paths[part]), full_check=True)
         except Exception as exc:
@@ -157,18 +159,19 @@ def export_sam(
     return ExportReport(out, paths["encoder"], paths["decoder"], mask_diff, iou_diff)
 
 
-def _set_static_dims(onnx: Any, path: Path, dims: dict[str, list[int]]) -> None:
-    """Write the known sizes of an output's non-batch axes.
+def _set_static_dims(onnx: Any, path: Path, shapes: dict[str, list[int | None]]) -> None:
+    """Write the known sizes of outputs' axes (None: leave that axis dynamic).
 
-    The exporter leaves them symbolic once the batch axis is dynamic; written in, consumers (TensorRT,
-    ONNX Runtime's allocator) see them as constants.
+    The exporter leaves them symbolic once any axis is dynamic, or names them after the op that made them;
+    written in, consumers (TensorRT, ONNX Runtime's allocator) see them as constants.
     """
     model = onnx.load(str(path))
     for output in model.graph.output:
-        for axis, size in enumerate(dims.get(output.name, []), start=1):
-            dim = output.type.tensor_type.shape.dim[axis]
-            dim.ClearField("dim_param")
-            dim.dim_value = size
+        for axis, size in enumerate(shapes.get(output.name, [])):
+            if size is not None:
+                dim = output.type.tensor_type.shape.dim[axis]
+                dim.ClearField("dim_param")
+                dim.dim_value = int(size)
     onnx.save(model, str(path))
 
 

@@ -84,6 +84,7 @@ class TrtEngine:
             self.context.set_tensor_address(name, self.buffers[name].data_ptr())
         self.shapes: dict[str, tuple[int, ...]] = {}
         self._graphs: dict[tuple[tuple[int, ...], ...], Any] = {}
+        self._last_key: tuple[tuple[int, ...], ...] | None = None
 
     def _set_shape(self, name: str, shape: tuple[int, ...]) -> None:
         if not self.context.set_input_shape(name, shape):
@@ -103,6 +104,8 @@ class TrtEngine:
         The views are overwritten by the next call; the stream is synchronised before returning.
         """
         torch = self._torch
+        # Inputs may still be in flight on the caller's stream (the encoder's clone of its embedding, for one).
+        self.stream.wait_stream(torch.cuda.current_stream(self.device))
         with torch.cuda.stream(self.stream):
             for name in self.inputs:
                 value = torch.as_tensor(inputs[name])
@@ -122,8 +125,10 @@ class TrtEngine:
                 graph.replay()
             else:
                 self._execute()
-                if cuda_graph:
+                # Capture once a shape repeats: alternating shapes would pay a capture (a device sync) per call.
+                if cuda_graph and key == self._last_key:
                     self._graphs[key] = self._capture()
+            self._last_key = key
         self.stream.synchronize()
         return {name: self.view(name) for name in self.outputs}
 
@@ -132,10 +137,15 @@ class TrtEngine:
             raise ModelError(f"TensorRT failed to run {self.path.name} (see the TensorRT log)")
 
     def _capture(self) -> Any:
-        """A CUDA graph of one execution at the current shapes (after a normal run, as TensorRT requires)."""
+        """A CUDA graph of one execution at the current shapes (after a normal run, as TensorRT requires).
+
+        The capture is a side run: its execution is recorded, not performed, so the outputs of this call come
+        from the normal run just before.
+        """
         torch = self._torch
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, stream=self.stream):
+        # thread_local: CUDA work of the node's other threads during the capture neither breaks it nor is captured.
+        with torch.cuda.graph(graph, stream=self.stream, capture_error_mode="thread_local"):
             self._execute()
         return graph
 

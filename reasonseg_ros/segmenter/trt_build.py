@@ -38,13 +38,14 @@ from reasonseg_ros.segmenter.ort_runner import decoder_profile
 from reasonseg_ros.segmenter.trt_cache import (
     Device,
     EngineSpec,
+    check_tensorrt_version,
     engine_path,
     find_engine,
     missing_engine_error,
+    timing_cache_path,
     write_metadata,
 )
 
-TIMING_CACHE_FILE = "timing.cache"
 DECODER_TOKEN_INPUTS = {"point_coords": (2,), "point_labels": (), "token_embeddings": None}
 
 
@@ -138,7 +139,8 @@ def build_engine(
     if spec.fp16:
         config.set_flag(trt.BuilderFlag.FP16)
         kept = _keep_fp32(trt, network, fp32_modules)
-        config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
+        # Preferred, not obeyed: a fused kernel without an fp32 variant then stays usable instead of failing the build.
+        config.set_flag(trt.BuilderFlag.PREFER_PRECISION_CONSTRAINTS)
         log(f"  fp16 with {kept} layers kept fp32 (layer norms, softmax)")
     if spec.profile:
         profile = builder.create_optimization_profile()
@@ -146,9 +148,11 @@ def build_engine(
             profile.set_shape(name, low, opt, high)
         config.add_optimization_profile(profile)
 
-    timing_path = out.parent / TIMING_CACHE_FILE
+    timing_path = timing_cache_path(out.parent, spec)
     timing = config.create_timing_cache(timing_path.read_bytes() if timing_path.is_file() else b"")
-    config.set_timing_cache(timing, ignore_mismatch=False)
+    if not config.set_timing_cache(timing, ignore_mismatch=False):
+        log(f"  timing cache {timing_path.name} does not fit this GPU; starting a new one")
+        config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False)
     progress = _Progress(trt, log)
     config.progress_monitor = progress.monitor
 
@@ -164,7 +168,9 @@ def build_engine(
     partial.write_bytes(bytes(serialized))
     partial.replace(out)
     write_metadata(out, spec)
-    timing_path.write_bytes(bytes(config.get_timing_cache().serialize()))
+    cache = config.get_timing_cache()
+    if cache is not None:
+        timing_path.write_bytes(bytes(cache.serialize()))
     log(f"  wrote {out} ({out.stat().st_size / 1e6:.1f} MB) in {progress.elapsed():.0f} s")
     return out
 
@@ -205,6 +211,7 @@ def ensure_engine(
 ) -> tuple[Path, EngineSpec]:
     """The cached engine for this ONNX file, TensorRT version and GPU; built when missing and allowed."""
     trt = require("tensorrt", "the tensorrt segmenter")
+    check_tensorrt_version(trt.__version__, config.tensorrt.fp16)
     onnx_path = model_dir / (ENCODER_FILE if part == "encoder" else DECODER_FILE)
     if not onnx_path.is_file():
         raise CheckpointError(

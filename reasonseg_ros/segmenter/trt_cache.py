@@ -29,9 +29,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from reasonseg_ros.errors import CheckpointError
+from reasonseg_ros.errors import CheckpointError, ModelError
 
 METADATA_VERSION = 1
+BUILD_RECIPE = 2
+"""Version of how ``trt_build`` turns an ONNX file into an engine (precision policy, flags); engines built by
+another recipe are rebuilt. 2: fp32 pins as preferences, not obligations."""
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,7 @@ class EngineSpec:
     fp16: bool
     profile: dict[str, list[list[int]]]
     """Input name → ``[min, opt, max]`` shapes (empty for static inputs)."""
+    recipe: int = BUILD_RECIPE
 
     def key(self) -> str:
         payload = json.dumps(asdict(self), sort_keys=True)
@@ -66,6 +70,34 @@ class EngineSpec:
 def engine_path(engine_dir: Path, spec: EngineSpec) -> Path:
     """``<engine_dir>/<part>-<key>.engine``; its metadata sits beside it as ``.json``."""
     return engine_dir / f"{spec.part}-{spec.key()}.engine"
+
+
+def timing_cache_path(engine_dir: Path, spec: EngineSpec) -> Path:
+    """The builder's timing cache: per TensorRT version and GPU model, like the engines it speeds up."""
+    return engine_dir / f"timing-{spec.tensorrt_version}-sm{spec.device.compute_capability}.cache"
+
+
+def check_tensorrt_version(version: str, fp16: bool) -> None:
+    """Refuse TensorRT versions the builder cannot drive, naming the fix.
+
+    TensorRT 10 is the target (JetPack 6.1+ ships 10.3). 8.x lacks the builder's progress monitor and int64
+    I/O; 11 builds strongly typed networks only, so the fp16 flag and per-layer fp32 pins are gone.
+    """
+    try:
+        major = int(version.split(".")[0])
+    except ValueError:
+        return
+    if major < 10:
+        raise ModelError(
+            f"TensorRT {version} is too old for the tensorrt backend: it needs TensorRT 10 (JetPack 6.1 or later, "
+            "or pip install 'tensorrt>=10,<11'); or use segmenter.backend: onnx"
+        )
+    if major > 10 and fp16:
+        raise ModelError(
+            f"TensorRT {version} builds strongly typed networks only, so it cannot make fp16 engines with fp32 "
+            "layer norms from the fp32 export: install TensorRT 10 (pip install 'tensorrt>=10,<11') "
+            "or set segmenter.tensorrt.fp16: false"
+        )
 
 
 def metadata_path(engine: Path) -> Path:
@@ -90,7 +122,7 @@ def mismatches(metadata: dict[str, Any], spec: EngineSpec) -> list[str]:
         problems.append(f"built with TensorRT {metadata.get('tensorrt_version')}, this is {spec.tensorrt_version}")
     if metadata.get("onnx_sha256") != spec.onnx_sha256:
         problems.append("built from another ONNX file (the model was exported again)")
-    for key in ("part", "fp16", "profile"):
+    for key in ("part", "fp16", "profile", "recipe"):
         if metadata.get(key) != wanted[key]:
             problems.append(f"{key} {metadata.get(key)!r} differs from the configured {wanted[key]!r}")
     return problems
