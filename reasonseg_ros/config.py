@@ -71,7 +71,7 @@ class TensorRTConfig:
     engine_dir: str | None = None
     """Engine cache (None: ``<model_dir>/engines``); engines are keyed by ONNX hash, TensorRT version and GPU."""
     fp16: bool = True
-    """fp16 engines, with layer norms and softmax kept fp32."""
+    """fp16 engines, with layer norms and softmax preferred in fp32."""
     build: bool = True
     """Build a missing or stale engine at start (minutes); false: fail with the command that builds it."""
     workspace_mb: int = 4096
