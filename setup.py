@@ -22,7 +22,7 @@ PACKAGE = "reasonseg_ros"
 
 EXTRAS = {
     "torch": ["torch>=2.1", "torchvision", "segment-anything>=1.0", "pillow"],
-    "onnx": ["onnx>=1.15", "onnxruntime>=1.17", "pillow"],
+    "onnx": ["onnx>=1.15", "onnxruntime>=1.17", "pillow", "threadpoolctl>=3"],
     "tensorrt": ["tensorrt>=10,<11", "torch>=2.1"],
     "vlm": ["transformers>=4.57", "accelerate", "pillow", "safetensors"],
     "remote": ["pillow"],
