@@ -141,7 +141,19 @@ class ScriptedGenerate(LocalVlm):
         return self.answer
 
 
-def test_query_mode_scores_all_candidates_in_one_batched_forward_after_one_prefix_pass(tiny_reasoner):
+def sequences_in(kwargs: dict[str, Any]) -> int:
+    """How many independent sequences one forward computes: batch rows, or the blocks of a packed row's mask."""
+    mask = kwargs.get("attention_mask")
+    if mask is None or mask.dim() != 4:
+        return int(kwargs["input_ids"].shape[0])
+    assert kwargs["input_ids"].shape[0] == 1
+    total = int(kwargs["input_ids"].shape[1])
+    sees = mask[0, 0, :, -total:] == 0
+    # a sequence starts where a token may not see the token before it
+    return 1 + int((~sees.diagonal(-1)).sum())
+
+
+def test_query_mode_scores_all_candidates_in_one_forward_after_one_prefix_pass(tiny_reasoner):
     base = tiny_reasoner.client
     config = load_config(
         None,
@@ -168,7 +180,7 @@ def test_query_mode_scores_all_candidates_in_one_batched_forward_after_one_prefi
     def record(module: Any, args: Any, kwargs: dict[str, Any], output: Any) -> None:
         calls.append(
             {
-                "batch": kwargs["input_ids"].shape[0],
+                "sequences": sequences_in(kwargs),
                 "image": kwargs.get("pixel_values") is not None,
                 "cached": kwargs.get("past_key_values") is not None,
             }
@@ -182,12 +194,15 @@ def test_query_mode_scores_all_candidates_in_one_batched_forward_after_one_prefi
         handle.remove()
     counts = [len(candidate_points(t.prompt.box, 6, config.query_margin, (HEIGHT, WIDTH))) for t in output.targets]
     assert len(counts) == 2 and all(counts)
-    # one pass over image + instruction, then per target: its box sentence once, all its candidates in one batch
-    assert calls[0] == {"batch": 1, "image": True, "cached": False}
+    # one pass over image + instruction, then per target: its box sentence once, all its candidates in one forward
+    assert calls[0] == {"sequences": 1, "image": True, "cached": False}
     assert calls[1:] == [
         call
         for count in counts
-        for call in ({"batch": 1, "image": False, "cached": True}, {"batch": count, "image": False, "cached": True})
+        for call in (
+            {"sequences": 1, "image": False, "cached": True},
+            {"sequences": count, "image": False, "cached": True},
+        )
     ]
     for target in output.targets:
         assert target.prompt.box is not None and target.prompt.points is not None
@@ -227,6 +242,18 @@ def test_batched_scores_equal_unbatched_full_forwards_for_an_answer_given_as_tex
     assert len(set(np.round(batched, 6))) > 1  # the questions are really told apart
 
 
+def test_packed_and_batched_question_scoring_agree(tiny_reasoner, monkeypatch):
+    """FlashAttention takes no 4D mask, so there the questions run as batch rows over a repeated cache."""
+    client = tiny_reasoner.client
+    image = scene(HEIGHT, WIDTH, seed=3)
+    prompt = PromptText("system text", "Instruction: the mug and the bowl")
+    answer = '{"targets": []}'
+    packed = client.yes_probabilities(image, prompt, answer, GROUPS)
+    monkeypatch.setattr(client, "_flash_attention", lambda: True)
+    batched = client.yes_probabilities(image, prompt, answer, GROUPS)
+    np.testing.assert_allclose(packed, batched, atol=1e-5)
+
+
 def test_questions_continue_the_generation_cache_without_encoding_the_image_again(tiny_vlm_dir):
     from dataclasses import replace
 
@@ -240,18 +267,18 @@ def test_questions_continue_the_generation_cache_without_encoding_the_image_agai
     calls: list[dict[str, Any]] = []
 
     def record(module: Any, args: Any, kwargs: dict[str, Any], output: Any) -> None:
-        calls.append({"batch": kwargs["input_ids"].shape[0], "image": kwargs.get("pixel_values") is not None})
+        calls.append({"sequences": sequences_in(kwargs), "image": kwargs.get("pixel_values") is not None})
 
     handle = client.model.register_forward_hook(record, with_kwargs=True)
     try:
         batched = client.yes_probabilities(image, prompt, answer, GROUPS)
     finally:
         handle.remove()
-    # the end of the answer + the next turn's header, then per target: its text, then its questions in one batch
-    assert calls == [{"batch": 1, "image": False}] + [
+    # the end of the answer + the next turn's header, then per target: its text, then its questions in one forward
+    assert calls == [{"sequences": 1, "image": False}] + [
         call
         for group in GROUPS
-        for call in ({"batch": 1, "image": False}, {"batch": len(group.questions), "image": False})
+        for call in ({"sequences": 1, "image": False}, {"sequences": len(group.questions), "image": False})
     ]
     # the reference: every question run from scratch on the exact token ids (image, prompt, generated answer)
     _head, between, tail = client.conversation(prompt)

@@ -207,12 +207,13 @@ class LocalVlm:
         """
         context = self._tokens(group.context)
         self._forward(self.torch.tensor([context], device=self.device), cache, length, position)
-        return self._forward_batch(
-            [self._tokens(f" {q}{tail}") for q in group.questions],
-            cache,
-            length + len(context),
-            position + len(context),
-        )
+        questions = [self._tokens(f" {q}{tail}") for q in group.questions]
+        score = self._forward_batch if self._flash_attention() else self._forward_packed
+        return score(questions, cache, length + len(context), position + len(context))
+
+    def _flash_attention(self) -> bool:
+        """Whether the model attends with FlashAttention, which takes no custom 4D mask."""
+        return "flash" in str(getattr(self.model.config, "_attn_implementation", "") or "")
 
     def _tokens(self, text: str) -> list[int]:
         return list(self.processor.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -221,12 +222,35 @@ class LocalVlm:
         torch = self.torch
         count, width = ids.shape
         positions = (position + torch.arange(width, device=self.device)).unsqueeze(0).expand(count, -1)
+        mask = torch.ones((count, length + width), dtype=torch.long, device=self.device)
+        return self._run(ids, positions, mask, cache)
+
+    def _run(self, ids: Any, positions: Any, mask: Any, cache: Any) -> Any:
         if hasattr(self.model.model, "get_rope_index"):
             positions = positions.unsqueeze(0).expand(3, -1, -1)  # M-RoPE: text advances all three axes
-        mask = torch.ones((count, length + width), dtype=torch.long, device=self.device)
         return self.model(
             input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True
         )
+
+    def _forward_packed(self, encoded: list[list[int]], cache: Any, length: int, position: int) -> Any:
+        """Last-token logits of each question, all packed into one row over the shared cache.
+
+        Each question sees the cache and its own earlier tokens (a block-diagonal causal mask) and starts at
+        the same position, so it is computed as if it were alone, and the cache is not copied per question.
+        """
+        torch = self.torch
+        sizes = torch.tensor([len(ids) for ids in encoded], device=self.device)
+        total = int(sizes.sum())
+        question = torch.repeat_interleave(torch.arange(len(encoded), device=self.device), sizes)
+        offsets = torch.arange(total, device=self.device) - (torch.cumsum(sizes, 0) - sizes)[question]
+        order = torch.arange(total, device=self.device)
+        sees = (question[:, None] == question[None, :]) & (order[:, None] >= order[None, :])
+        sees = torch.cat([torch.ones((total, length), dtype=torch.bool, device=self.device), sees], dim=1)
+        dtype = self.model.dtype
+        mask = torch.zeros(sees.shape, dtype=dtype, device=self.device).masked_fill(~sees, torch.finfo(dtype).min)
+        ids = torch.tensor([[token for ids in encoded for token in ids]], device=self.device)
+        out = self._run(ids, (position + offsets).unsqueeze(0), mask[None, None], cache)
+        return out.logits[0, torch.cumsum(sizes, 0) - 1]
 
     def _forward_batch(self, encoded: list[list[int]], cache: Any, length: int, position: int) -> Any:
         """Last-token logits of each row, all rows in one forward over the cache (repeated per row)."""
