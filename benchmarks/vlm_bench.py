@@ -21,7 +21,7 @@ Reports, in one run:
       --query-tokens) since a random model's answers are noise;
   (b) the cost per candidate point: scoring 20 candidates on the KV cache
       that generating the answer left (the end of the answer and the next
-      turn's header, the target's text, then one batched forward of the 20
+      turn's header, the target's text, then one packed forward of the 20
       points) vs generating 20 tokens;
   (c) prompt length in tokens with 1, 10 and 50 remembered objects, with the
       memory cap (``vlm.memory_objects``) and without it;

@@ -18,7 +18,7 @@
 folder; the processor's chat template builds the prompt. In query mode the
 KV cache of the answer's generation is kept; the questions continue it (the
 image is encoded once per round), and all the candidate points of a target
-are scored in one batched forward (no generation).
+are scored in one forward, packed into one row (no generation).
 """
 
 from __future__ import annotations
@@ -203,7 +203,7 @@ class LocalVlm:
     def _score_group(self, cache: Any, length: int, position: int, group: QueryGroup, tail: str) -> Any:
         """Next-token logits after each question of ``group``.
 
-        The target's sentence extends the cache once, then every question runs in one batched forward on it.
+        The target's sentence extends the cache once, then every question runs in one forward on it.
         """
         context = self._tokens(group.context)
         self._forward(self.torch.tensor([context], device=self.device), cache, length, position)

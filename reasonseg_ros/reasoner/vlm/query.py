@@ -21,7 +21,7 @@ SAM points. The questions are the next user turn after the model's answer.
 Scoring is the client's job (:meth:`VlmClient.yes_probabilities`): the local
 backend continues the KV cache of the answer's own generation (the image is
 not encoded again), extends it once by each target's text, and scores all of
-the target's candidates in one batched forward.
+the target's candidates in one forward.
 """
 
 from __future__ import annotations
