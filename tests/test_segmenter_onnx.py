@@ -288,3 +288,27 @@ def test_model_type_mismatch_with_the_export_is_refused(onnx_dir):
     config = onnx_config(onnx_dir, **{"segmenter.model_type": "vit_b"})
     with pytest.raises(CheckpointError, match=r"set segmenter\.model_type: vit_tiny"):
         create_segmenter(config)
+
+
+def test_one_thread_blas_limit_is_restored_after_concurrent_upscales():
+    """The limit is process-wide: two threads upscaling at once must leave BLAS as they found it."""
+    import threading
+
+    threadpoolctl = pytest.importorskip("threadpoolctl", reason="threadpoolctl is not installed")
+
+    def blas_threads() -> list[int]:
+        return [i["num_threads"] for i in threadpoolctl.ThreadpoolController().info() if i["user_api"] == "blas"]
+
+    before = blas_threads()
+    low_res = np.random.default_rng(0).normal(size=(1, 64, 64)).astype(np.float32)
+
+    def work() -> None:
+        for _ in range(3000):
+            upscale_masks(low_res, 256, (192, 256), (48, 64))
+
+    threads = [threading.Thread(target=work) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert blas_threads() == before

@@ -112,8 +112,10 @@ def test_engine_with_tampered_or_missing_metadata_is_rebuilt(tmp_path):
 
 
 def test_timing_cache_is_per_tensorrt_version_and_gpu(tmp_path):
-    paths = {timing_cache_path(tmp_path, s) for s in (spec(), spec(device=ORIN), spec(tensorrt_version="10.7.0"))}
-    assert len(paths) == 3 and all(p.parent == tmp_path for p in paths)
+    same_sm = Device("NVIDIA RTX 6000 Ada Generation", DESKTOP.compute_capability)
+    variants = (spec(), spec(device=ORIN), spec(tensorrt_version="10.7.0"), spec(device=same_sm))
+    paths = {timing_cache_path(tmp_path, s) for s in variants}
+    assert len(paths) == 4 and all(p.parent == tmp_path and " " not in p.name for p in paths)
     assert timing_cache_path(tmp_path, spec()) == timing_cache_path(tmp_path, spec(fp16=False))
 
 

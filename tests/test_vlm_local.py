@@ -248,10 +248,30 @@ def test_packed_and_batched_question_scoring_agree(tiny_reasoner, monkeypatch):
     image = scene(HEIGHT, WIDTH, seed=3)
     prompt = PromptText("system text", "Instruction: the mug and the bowl")
     answer = '{"targets": []}'
+    assert client._packs_questions()
     packed = client.yes_probabilities(image, prompt, answer, GROUPS)
-    monkeypatch.setattr(client, "_flash_attention", lambda: True)
+    monkeypatch.setattr(client, "_packs_questions", lambda: False)
     batched = client.yes_probabilities(image, prompt, answer, GROUPS)
     np.testing.assert_allclose(packed, batched, atol=1e-5)
+
+
+def test_sliding_window_models_score_questions_as_batch_rows(tiny_vlm_dir, tmp_path):
+    """Their cache keeps only the window, so one packed mask cannot fit every layer."""
+    import shutil
+
+    folder = tmp_path / "sliding"
+    shutil.copytree(tiny_vlm_dir, folder)
+    config_file = folder / "config.json"
+    config = json.loads(config_file.read_text())
+    text = config.get("text_config", config)
+    text.update({"use_sliding_window": True, "sliding_window": 16, "max_window_layers": 0})
+    text.pop("layer_types", None)
+    config_file.write_text(json.dumps(config))
+    client = create_reasoner(load_config(None, vlm_overrides(folder)).reasoner).client
+    assert not client._packs_questions()
+    prompt = PromptText("system text", "Instruction: the mug and the bowl")
+    scores = client.yes_probabilities(scene(HEIGHT, WIDTH, seed=3), prompt, '{"targets": []}', GROUPS)
+    assert scores.shape == (5,) and np.isfinite(scores).all()
 
 
 def test_questions_continue_the_generation_cache_without_encoding_the_image_again(tiny_vlm_dir):

@@ -25,6 +25,7 @@ the GPU).
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -176,7 +177,22 @@ def _one_blas_thread() -> Any:
     on vit_b). One BLAS thread avoids the contention.
     """
     controller = _blas_threads()
-    return contextlib.nullcontext() if controller is None else controller.limit(limits=1, user_api="blas")
+    return contextlib.nullcontext() if controller is None else _one_thread_limit(controller)
+
+
+_BLAS_LIMIT_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _one_thread_limit(controller: Any) -> Any:
+    """threadpoolctl's one-thread BLAS limit, one thread at a time.
+
+    The limit is process-wide and applied when it is created: a second
+    thread setting it meanwhile would save the first one's single thread as
+    the value to restore, leaving BLAS at one thread for good.
+    """
+    with _BLAS_LIMIT_LOCK, controller.limit(limits=1, user_api="blas"):
+        yield
 
 
 def upscale_masks(

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -74,7 +75,8 @@ def engine_path(engine_dir: Path, spec: EngineSpec) -> Path:
 
 def timing_cache_path(engine_dir: Path, spec: EngineSpec) -> Path:
     """The builder's timing cache: per TensorRT version and GPU model, like the engines it speeds up."""
-    return engine_dir / f"timing-{spec.tensorrt_version}-sm{spec.device.compute_capability}.cache"
+    gpu = re.sub(r"[^A-Za-z0-9.]+", "-", spec.device.name).strip("-")
+    return engine_dir / f"timing-{spec.tensorrt_version}-{gpu}-sm{spec.device.compute_capability}.cache"
 
 
 def check_tensorrt_version(version: str, fp16: bool) -> None:

@@ -208,12 +208,22 @@ class LocalVlm:
         context = self._tokens(group.context)
         self._forward(self.torch.tensor([context], device=self.device), cache, length, position)
         questions = [self._tokens(f" {q}{tail}") for q in group.questions]
-        score = self._forward_batch if self._flash_attention() else self._forward_packed
+        score = self._forward_packed if self._packs_questions() else self._forward_batch
         return score(questions, cache, length + len(context), position + len(context))
 
-    def _flash_attention(self) -> bool:
-        """Whether the model attends with FlashAttention, which takes no custom 4D mask."""
-        return "flash" in str(getattr(self.model.config, "_attn_implementation", "") or "")
+    def _packs_questions(self) -> bool:
+        """Whether one custom 4D mask can serve every layer.
+
+        Not with FlashAttention (it takes no such mask) nor with sliding-window layers (their cache keeps only
+        the window, so one mask cannot fit all layers); there the questions are batch rows instead.
+        """
+        config = self.model.config
+        if "flash" in str(getattr(config, "_attn_implementation", "") or ""):
+            return False
+        text = getattr(config, "text_config", None) or config
+        if any("sliding" in str(kind) for kind in getattr(text, "layer_types", None) or ()):
+            return False
+        return not (getattr(text, "use_sliding_window", False) and getattr(text, "sliding_window", None))
 
     def _tokens(self, text: str) -> list[int]:
         return list(self.processor.tokenizer(text, add_special_tokens=False)["input_ids"])
