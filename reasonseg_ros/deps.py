@@ -29,6 +29,7 @@ EXTRA_OF_MODULE: dict[str, str] = {
     "PIL": "torch",
     "onnx": "onnx",
     "onnxruntime": "onnx",
+    "threadpoolctl": "onnx",
     "tensorrt": "tensorrt",
     "transformers": "vlm",
     "tokenizers": "vlm",

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from reasonseg_ros.deps import require
+from reasonseg_ros.deps import available, require
 from reasonseg_ros.errors import InputError
 from reasonseg_ros.segmenter.prompt_batch import PromptBatch, resized_shape
 from reasonseg_ros.types import Prompt
@@ -161,36 +161,29 @@ def upscale_matrices(
 @lru_cache(maxsize=1)
 def _blas_threads() -> Any:
     """threadpoolctl's controller of the BLAS that numpy loaded (None without threadpoolctl)."""
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:
+    if not available("threadpoolctl"):
         return None
-    return ThreadpoolController()
-
-
-def _one_blas_thread() -> Any:
-    """Run numpy's matrix products on one thread.
-
-    Right after an ONNX Runtime call its worker threads still spin, and a
-    multi-threaded BLAS product then competes with them for the cores: on a
-    2-core CPU that doubled the whole decode (104 vs 39 ms median for a box
-    on vit_b). One BLAS thread avoids the contention.
-    """
-    controller = _blas_threads()
-    return contextlib.nullcontext() if controller is None else _one_thread_limit(controller)
+    return require("threadpoolctl").ThreadpoolController()
 
 
 _BLAS_LIMIT_LOCK = threading.Lock()
 
 
 @contextlib.contextmanager
-def _one_thread_limit(controller: Any) -> Any:
-    """threadpoolctl's one-thread BLAS limit, one thread at a time.
+def _one_blas_thread() -> Any:
+    """Run numpy's matrix products on one thread.
 
-    The limit is process-wide and applied when it is created: a second
-    thread setting it meanwhile would save the first one's single thread as
-    the value to restore, leaving BLAS at one thread for good.
+    Right after an ONNX Runtime call its worker threads still spin, and a
+    multi-threaded BLAS product then competes with them for the cores: on a
+    2-core CPU that doubled the whole decode (104 vs 39 ms median for a box
+    on vit_b). The limit is process-wide and applied when it is created, so
+    it is taken under a lock: a second thread setting it meanwhile would
+    save the first one's single thread as the value to restore.
     """
+    controller = _blas_threads()
+    if controller is None:
+        yield
+        return
     with _BLAS_LIMIT_LOCK, controller.limit(limits=1, user_api="blas"):
         yield
 

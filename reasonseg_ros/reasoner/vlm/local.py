@@ -250,17 +250,17 @@ class LocalVlm:
         """
         torch = self.torch
         sizes = torch.tensor([len(ids) for ids in encoded], device=self.device)
-        total = int(sizes.sum())
+        ends = torch.cumsum(sizes, 0)
+        order = torch.arange(int(ends[-1]), device=self.device)
         question = torch.repeat_interleave(torch.arange(len(encoded), device=self.device), sizes)
-        offsets = torch.arange(total, device=self.device) - (torch.cumsum(sizes, 0) - sizes)[question]
-        order = torch.arange(total, device=self.device)
+        offsets = order - (ends - sizes)[question]
         sees = (question[:, None] == question[None, :]) & (order[:, None] >= order[None, :])
-        sees = torch.cat([torch.ones((total, length), dtype=torch.bool, device=self.device), sees], dim=1)
+        sees = torch.cat([torch.ones((len(order), length), dtype=torch.bool, device=self.device), sees], dim=1)
         dtype = self.model.dtype
         mask = torch.zeros(sees.shape, dtype=dtype, device=self.device).masked_fill(~sees, torch.finfo(dtype).min)
         ids = torch.tensor([[token for ids in encoded for token in ids]], device=self.device)
         out = self._run(ids, (position + offsets).unsqueeze(0), mask[None, None], cache)
-        return out.logits[0, torch.cumsum(sizes, 0) - 1]
+        return out.logits[0, ends - 1]
 
     def _forward_batch(self, encoded: list[list[int]], cache: Any, length: int, position: int) -> Any:
         """Last-token logits of each row, all rows in one forward over the cache (repeated per row)."""
