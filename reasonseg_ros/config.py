@@ -32,19 +32,57 @@ from reasonseg_ros.deps import require
 from reasonseg_ros.errors import ConfigError
 
 
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric config key accepts; ``Config.validate`` and the ROS parameter descriptors both read it."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    """True: ``low`` itself is refused (a timeout or a period must be above 0)."""
+
+    def check(self, name: str, value: float) -> None:
+        """Raise a :class:`ConfigError` naming ``name`` when ``value`` is outside the range."""
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            if self.low_open and self.low == 0:
+                raise ConfigError(f"{name} must be positive, got {value}")
+            if self.low == 0:
+                raise ConfigError(f"{name} must not be negative, got {value}")
+            raise ConfigError(f"{name} must be at least {_number(self.low)}, got {value}")
+        if self.high is not None and value > self.high:
+            raise ConfigError(f"{name} must be at most {_number(self.high)}, got {value}")
+
+
+def ranged(default: Any, *, low: float | None = None, high: float | None = None, low_open: bool = False) -> Any:
+    """A dataclass field whose value must lie in a :class:`Range` (None, for an optional key, is always allowed)."""
+    return field(default=default, metadata={"range": Range(low, high, low_open)})
+
+
+def field_range(owner: type, name: str) -> Range | None:
+    """The :class:`Range` declared on field ``name`` of dataclass ``owner``, if any."""
+    for f in dataclasses.fields(owner):
+        if f.name == name:
+            return f.metadata.get("range")
+    return None
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
 @dataclass
 class ExportConfig:
     """Shapes and opset of the exported graphs; also the TensorRT optimisation profiles."""
 
     opset: int = 17
     """ONNX opset of ``reasonseg export``."""
-    max_prompts: int = 8
+    max_prompts: int = ranged(8, low=1)
     """Most targets decoded in one call (TensorRT profile max of ``num_prompts``)."""
-    max_points: int = 16
+    max_points: int = ranged(16, low=1)
     """Most points per prompt (with a box and the sparse embeddings, the profile max of ``num_tokens``)."""
-    max_embedding_tokens: int = 4
+    max_embedding_tokens: int = ranged(4, low=0)
     """Most sparse-embedding tokens per prompt."""
-    opt_prompts: int = 1
+    opt_prompts: int = ranged(1, low=1)
     """Number of prompts TensorRT tunes its kernels for."""
 
 
@@ -60,7 +98,7 @@ class OnnxConfig:
     """TensorRT execution provider: build fp16 engines."""
     trt_engine_cache_dir: str | None = None
     """TensorRT execution provider's engine and timing cache (None: ``<model_dir>/ort_trt_cache``)."""
-    threads: int = 0
+    threads: int = ranged(0, low=0)
     """Intra-op threads of the CPU provider (0: ONNX Runtime's default)."""
 
 
@@ -74,7 +112,7 @@ class TensorRTConfig:
     """fp16 engines, with layer norms and softmax preferred in fp32."""
     build: bool = True
     """Build a missing or stale engine at start (minutes); false: fail with the command that builds it."""
-    workspace_mb: int = 4096
+    workspace_mb: int = ranged(4096, low=1)
     """Builder workspace limit."""
     cuda_graph: bool = False
     """Capture the decoder into a CUDA graph per (prompts, tokens) shape and replay it."""
@@ -98,7 +136,7 @@ class SegmenterConfig:
     """Torch device: cpu, cuda, cuda:1, ..."""
     multimask: bool = True
     """Decode SAM's three candidate masks and keep the one with the best predicted IoU."""
-    decode_batch_size: int = 0
+    decode_batch_size: int = ranged(0, low=0)
     """Targets per decoder call; 0 picks per device: all in one call on a GPU, one per call on a CPU (faster there)."""
     encoder_backend: Literal["onnx", "tensorrt"] | None = None
     """Mixed mode (onnx/tensorrt backends): run the image encoder on this backend instead of ``backend``."""
@@ -138,29 +176,29 @@ class VlmConfig:
     """eager, sdpa, flash_attention_2; None lets transformers choose."""
     local_files_only: bool = False
     """Never contact the hub (an offline robot with the model already in its cache or folder)."""
-    min_pixels: int = 3136
+    min_pixels: int = ranged(3136, low=1)
     """Smallest image area the Qwen image processor resizes to (also the client-side resize of ``remote``)."""
-    max_pixels: int = 1003520
+    max_pixels: int = ranged(1003520, low=1)
     """Largest image area the Qwen image processor resizes to (1280 patches of 28×28)."""
-    max_new_tokens: int = 512
+    max_new_tokens: int = ranged(512, low=1)
     """Longest answer generated."""
     do_sample: bool = False
     """Greedy decoding (false) keeps rounds reproducible."""
-    temperature: float = 1.0
+    temperature: float = ranged(1.0, low=0.0, low_open=True)
     """Sampling temperature, used only with do_sample."""
     point_mode: Literal["direct", "query"] = "direct"
     """direct: the answer carries the points (PPG); query: candidate points asked yes/no (PQPP)."""
-    query_candidates: int = 20
+    query_candidates: int = ranged(20, low=1)
     """Candidate points per target in query mode (inside and around its box)."""
-    query_margin: float = 0.15
+    query_margin: float = ranged(0.15, low=0.0)
     """How far around the box the outer candidates lie, as a fraction of the box size."""
-    query_positive: float = 0.6
+    query_positive: float = ranged(0.6, low=0.0, high=1.0)
     """P(yes) at or above which a candidate becomes a positive point."""
-    query_negative: float = 0.4
+    query_negative: float = ranged(0.4, low=0.0, high=1.0)
     """P(yes) at or below which a candidate becomes a negative point."""
-    query_max_points: int = 4
+    query_max_points: int = ranged(4, low=0)
     """Most positive and most negative points kept per target (each)."""
-    memory_objects: int = 20
+    memory_objects: int = ranged(20, low=0)
     """Remembered objects listed in the prompt (most recently segmented first); bounds the prompt length."""
     keep_prompt: bool = False
     """Keep the prompt text in the result (debugging)."""
@@ -178,17 +216,17 @@ class RemoteConfig:
     """Model name the server knows."""
     api_key_env: str | None = None
     """Name of the environment variable holding the API key (the key itself never goes in config or logs)."""
-    timeout_s: float = 30.0
+    timeout_s: float = ranged(30.0, low=0.0, low_open=True)
     """Per request."""
-    retries: int = 3
+    retries: int = ranged(3, low=0)
     """Extra attempts after a 429, a 5xx, a timeout or a dropped connection."""
-    backoff_s: float = 0.5
+    backoff_s: float = ranged(0.5, low=0.0)
     """First retry delay; doubles each retry (a server's Retry-After is honoured, up to 30 s)."""
-    max_in_flight: int = 4
+    max_in_flight: int = ranged(4, low=1)
     """Requests open at once (query mode sends one per candidate point)."""
     image_format: Literal["png", "jpeg"] = "jpeg"
     """How the frame travels in the data URL; jpeg needs pillow, png needs nothing."""
-    jpeg_quality: int = 90
+    jpeg_quality: int = ranged(90, low=1, high=100)
     """JPEG quality (1-100) of the frames sent (image_format: jpeg)."""
 
 
@@ -198,13 +236,13 @@ class SasPConfig:
 
     enabled: bool | None = None
     """None: on for the ``read`` layout, off otherwise."""
-    positive_threshold: float = 0.8
+    positive_threshold: float = ranged(0.8, low=0.0, high=1.0)
     """Normalised similarity at or above which a grid cell becomes a positive point (READ-7B: 0.8; 13B: 0.6)."""
-    negative_threshold: float = 0.2
+    negative_threshold: float = ranged(0.2, low=0.0, high=1.0)
     """Normalised similarity at or below which a grid cell becomes a negative point."""
-    num_points: int = 30
+    num_points: int = ranged(30, low=1)
     """Points per target, the rest padded with the neutral label (READ-7B: 30; 13B: 60)."""
-    down_sample: int = 2
+    down_sample: int = ranged(2, low=1)
     """The patch grid is shrunk by this factor before points are picked (READ-7B: 2; 13B: 1)."""
     refine: bool = True
     """Move each point to the similarity-weighted mean of its neighbourhood, as READ does."""
@@ -234,13 +272,13 @@ class SegTokenConfig:
     """Quantise the language model's linear layers to 8 bit (bitsandbytes, CUDA only)."""
     load_in_4bit: bool = False
     """Quantise the language model's linear layers to 4 bit NF4 (bitsandbytes, CUDA only)."""
-    max_new_tokens: int = 64
+    max_new_tokens: int = ranged(64, low=1)
     """Longest answer generated."""
     lora_alpha: float = 16.0
     """LoRA scale of checkpoints saved with unmerged LoRA factors (GSVA's .bin); LISA/GSVA trained with 16."""
     instruction_format: str = "{text}"
     """How the instruction is put to the model; ``{text}`` is replaced by it (see docs/seg_token.md)."""
-    history_rounds: int = 4
+    history_rounds: int = ranged(4, low=0)
     """Earlier rounds of the session given to the model as LLaVA multi-turn history (0: none)."""
     sasp: SasPConfig = field(default_factory=SasPConfig)
     segllm_memory: bool | None = None
@@ -261,41 +299,57 @@ class ReasonerConfig:
 
 @dataclass
 class EngineConfig:
-    frame_buffer_size: int = 8
+    frame_buffer_size: int = ranged(8, low=1)
     """Newest frames kept for instructions to choose from."""
-    embedding_cache_size: int = 4
+    embedding_cache_size: int = ranged(4, low=1)
     """Image embeddings kept, keyed by frame (LRU)."""
-    frame_wait_s: float = 0.0
+    frame_wait_s: float = ranged(0.0, low=0.0)
     """How long a round waits for a first frame before it errors."""
-    stamp_tolerance_s: float | None = None
+    stamp_tolerance_s: float | None = ranged(None, low=0.0)
     """An instruction naming a stamp fails if no frame is this close to it (None: always take the nearest)."""
-    max_instruction_bytes: int = 65536
+    max_instruction_bytes: int = ranged(65536, low=1)
     """Longer instructions are refused with an error round."""
-    min_mask_pixels: int = 1
+    min_mask_pixels: int = ranged(1, low=0)
     """A decoded mask smaller than this becomes a rejection instead of an object."""
 
 
 @dataclass
 class MemoryConfig:
-    max_rounds: int = 50
+    max_rounds: int = ranged(50, low=1)
     """Rounds kept per session (oldest evicted)."""
-    max_objects: int = 100
+    max_objects: int = ranged(100, low=1, high=65535)
     """Objects kept per session (least recently segmented evicted)."""
-    max_sessions: int = 16
+    max_sessions: int = ranged(16, low=1)
     """Sessions kept (least recently used evicted)."""
+
+
+@dataclass
+class TrackingConfig:
+    """Live memory: every remembered object followed on the newest frames (docs/tracking.md)."""
+
+    backend: Literal["none", "flow", "sam2"] = "none"
+    """none: objects stay where they were segmented; flow: optical flow (OpenCV, no weights); sam2: SAM 2.1 memory."""
+    rate_hz: float = ranged(10.0, low=0.0, low_open=True)
+    """Tracking steps per second on the newest frame (frames in between are skipped, never queued)."""
+    max_objects: int = ranged(16, low=1)
+    """Objects followed at once; beyond it the least recently referenced one stops being tracked (with a warning)."""
+    lost_after_s: float = ranged(1.0, low=0.0)
+    """An object not visible for this long is reported lost instead of occluded."""
+    forget_after_s: float = ranged(30.0, low=0.0)
+    """An object unseen for this long stops being tracked; memory keeps it, marked lost."""
 
 
 @dataclass
 class NodeConfig:
     """How instructions are queued and results published; shared by the ROS node and bag replay."""
 
-    instruction_queue_size: int = 4
+    instruction_queue_size: int = ranged(4, low=1)
     """Instructions waiting for the worker; when full, the oldest waiting one is dropped with an error result."""
-    image_qos_depth: int = 2
+    image_qos_depth: int = ranged(2, low=1)
     """History depth of the image subscription."""
     image_qos_reliability: Literal["best_effort", "reliable"] = "best_effort"
     """best_effort (sensor data) or reliable."""
-    instruction_qos_depth: int = 10
+    instruction_qos_depth: int = ranged(10, low=1)
     """History depth of the instruction subscription (reliable)."""
     publish_masks: bool = True
     """Publish the mono16 label image on masks."""
@@ -311,9 +365,9 @@ class NodeConfig:
     """Include each object's RLE mask in the result JSON."""
     default_session: str = "default"
     """Session of instructions that name none."""
-    diagnostics_period_s: float = 1.0
+    diagnostics_period_s: float = ranged(1.0, low=0.0, low_open=True)
     """Period of the /diagnostics status."""
-    latency_window: int = 200
+    latency_window: int = ranged(200, low=1)
     """Rounds over which latency percentiles are reported."""
 
 
@@ -335,44 +389,13 @@ class Config:
     reasoner: ReasonerConfig = field(default_factory=ReasonerConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
     memory: MemoryConfig = field(default_factory=MemoryConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
     node: NodeConfig = field(default_factory=NodeConfig)
     replay: ReplayConfig = field(default_factory=ReplayConfig)
 
     def validate(self) -> Config:
         """Check the ranges the types cannot express; returns self."""
-        positive = {
-            "engine.frame_buffer_size": self.engine.frame_buffer_size,
-            "engine.embedding_cache_size": self.engine.embedding_cache_size,
-            "engine.max_instruction_bytes": self.engine.max_instruction_bytes,
-            "memory.max_rounds": self.memory.max_rounds,
-            "memory.max_objects": self.memory.max_objects,
-            "memory.max_sessions": self.memory.max_sessions,
-            "node.instruction_queue_size": self.node.instruction_queue_size,
-            "node.image_qos_depth": self.node.image_qos_depth,
-            "node.instruction_qos_depth": self.node.instruction_qos_depth,
-            "node.latency_window": self.node.latency_window,
-            "reasoner.vlm.max_new_tokens": self.reasoner.vlm.max_new_tokens,
-            "reasoner.vlm.query_candidates": self.reasoner.vlm.query_candidates,
-            "reasoner.vlm.min_pixels": self.reasoner.vlm.min_pixels,
-            "reasoner.remote.max_in_flight": self.reasoner.remote.max_in_flight,
-            "segmenter.export.max_prompts": self.segmenter.export.max_prompts,
-            "segmenter.export.max_points": self.segmenter.export.max_points,
-            "segmenter.export.opt_prompts": self.segmenter.export.opt_prompts,
-        }
-        for key, value in positive.items():
-            if value < 1:
-                raise ConfigError(f"{key} must be at least 1, got {value}")
-        non_negative = {
-            "engine.frame_wait_s": self.engine.frame_wait_s,
-            "engine.min_mask_pixels": self.engine.min_mask_pixels,
-            "segmenter.decode_batch_size": self.segmenter.decode_batch_size,
-            "node.diagnostics_period_s": self.node.diagnostics_period_s,
-            "segmenter.export.max_embedding_tokens": self.segmenter.export.max_embedding_tokens,
-            "segmenter.onnx.threads": self.segmenter.onnx.threads,
-        }
-        for key, value in non_negative.items():
-            if value < 0:
-                raise ConfigError(f"{key} must not be negative, got {value}")
+        check_ranges(self)
         self._validate_vlm()
         if self.segmenter.checkpoint == "from_reasoner" and self.reasoner.backend != "seg_token":
             raise ConfigError("segmenter.checkpoint: from_reasoner needs reasoner.backend: seg_token")
@@ -381,37 +404,30 @@ class Config:
         sasp = self.reasoner.seg_token.sasp
         if not 0.0 <= sasp.negative_threshold <= sasp.positive_threshold <= 1.0:
             raise ConfigError("reasoner.seg_token.sasp thresholds must satisfy 0 <= negative <= positive <= 1")
-        if sasp.num_points < 1 or sasp.down_sample < 1 or self.reasoner.seg_token.max_new_tokens < 1:
-            raise ConfigError("reasoner.seg_token: num_points, down_sample and max_new_tokens must be at least 1")
         if self.segmenter.export.opt_prompts > self.segmenter.export.max_prompts:
             raise ConfigError("segmenter.export.opt_prompts must not exceed segmenter.export.max_prompts")
-        if self.memory.max_objects > 65535:
-            raise ConfigError("memory.max_objects must be at most 65535 (ids fill a uint16 label image)")
         return self
 
     def _validate_vlm(self) -> None:
-        vlm, remote = self.reasoner.vlm, self.reasoner.remote
+        vlm = self.reasoner.vlm
         if vlm.max_pixels < vlm.min_pixels:
             raise ConfigError(f"reasoner.vlm.max_pixels ({vlm.max_pixels}) is below min_pixels ({vlm.min_pixels})")
         if not 0.0 <= vlm.query_negative <= vlm.query_positive <= 1.0:
             raise ConfigError("reasoner.vlm needs 0 <= query_negative <= query_positive <= 1")
-        for key, value in {
-            "reasoner.vlm.query_margin": vlm.query_margin,
-            "reasoner.vlm.query_max_points": vlm.query_max_points,
-            "reasoner.vlm.memory_objects": vlm.memory_objects,
-            "reasoner.remote.retries": remote.retries,
-            "reasoner.remote.backoff_s": remote.backoff_s,
-        }.items():
-            if value < 0:
-                raise ConfigError(f"{key} must not be negative, got {value}")
-        if remote.timeout_s <= 0:
-            raise ConfigError(f"reasoner.remote.timeout_s must be positive, got {remote.timeout_s}")
-        if not 1 <= remote.jpeg_quality <= 100:
-            raise ConfigError(f"reasoner.remote.jpeg_quality must be 1-100, got {remote.jpeg_quality}")
 
 
 T = TypeVar("T")
 NONE_TYPE = type(None)
+
+
+def check_ranges(section: Any, prefix: str = "") -> None:
+    """Check every field with a declared :class:`Range`, in ``section`` and the sections under it."""
+    for f in dataclasses.fields(section):
+        value = getattr(section, f.name)
+        if dataclasses.is_dataclass(value):
+            check_ranges(value, f"{prefix}{f.name}.")
+        elif "range" in f.metadata and value is not None:
+            f.metadata["range"].check(f"{prefix}{f.name}", value)
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:

@@ -21,12 +21,14 @@ original image, x before y; boxes are ``[x1, y1, x2, y2]``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 RLE = dict[str, Any]
 """A pycocotools run-length encoding: ``{"size": [h, w], "counts": str}``."""
+
+ObjectStatus = Literal["visible", "occluded", "lost"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,10 @@ class Instruction:
     text: str
     stamp_ns: int | None = None
     session: str = "default"
+    id: str | None = None
+    """The client's correlation id, echoed in every result of this instruction (errors and drops included)."""
+    id_assigned: bool = False
+    """True when the node or replay made ``id`` up because the client gave none."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,9 @@ class Prompt:
     point_labels: np.ndarray | None = None
     box: np.ndarray | None = None
     embedding: np.ndarray | None = None
+    mask: np.ndarray | None = None
+    """``H×W`` bool mask in original-image pixels; given alone, the engine takes it as the object's mask
+    without decoding (a click tool's or a VOS benchmark's first-frame annotation)."""
 
     def __post_init__(self) -> None:
         if self.points is not None:
@@ -85,12 +94,17 @@ class Prompt:
         if self.embedding is not None:
             embedding = np.asarray(self.embedding, dtype=np.float32)
             object.__setattr__(self, "embedding", embedding.reshape(-1, embedding.shape[-1]))
+        if self.mask is not None:
+            mask = np.asarray(self.mask)
+            if mask.ndim != 2:
+                raise ValueError(f"a mask prompt must be H×W, got shape {mask.shape}")
+            object.__setattr__(self, "mask", mask.astype(bool, copy=False))
         if self.is_empty:
-            raise ValueError("a prompt needs points, a box or an embedding")
+            raise ValueError("a prompt needs points, a box, an embedding or a mask")
 
     @property
     def is_empty(self) -> bool:
-        return self.points is None and self.box is None and self.embedding is None
+        return self.points is None and self.box is None and self.embedding is None and self.mask is None
 
 
 @dataclass(frozen=True)
@@ -140,6 +154,12 @@ class SegmentedObject:
     area: int
     round_index: int
     frame_stamp_ns: int
+    status: ObjectStatus = "visible"
+    """Live state (tracking): visible, occluded (not seen, for under ``tracking.lost_after_s``) or lost."""
+    updated_stamp_ns: int | None = None
+    """Stamp of the frame ``box``/``rle``/``score`` describe; None: ``frame_stamp_ns`` (never tracked)."""
+    status_since_ns: int | None = None
+    """Stamp from which ``status`` holds; None: ``frame_stamp_ns``."""
 
 
 @dataclass
@@ -149,6 +169,15 @@ class RoundResult:
     session: str
     instruction: str
     round_index: int | None = None
+    instruction_id: str | None = None
+    """The instruction's correlation id (:attr:`Instruction.id`)."""
+    id_assigned: bool = False
+    requested_stamp_ns: int | None = None
+    """The stamp the instruction named, if it named one."""
+    frame_gap_ms: float | None = None
+    """|frame used − requested stamp| in ms, when a stamp was named."""
+    reidentified: list[int] = field(default_factory=list)
+    """Ids of objects that a new mask matched in memory (kept their id instead of getting a new one)."""
     reply: str = ""
     objects: list[SegmentedObject] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)

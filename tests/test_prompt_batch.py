@@ -61,7 +61,7 @@ def test_mixed_batch_layout():
 
 
 def test_prompt_validation():
-    with pytest.raises(ValueError, match="needs points, a box or an embedding"):
+    with pytest.raises(ValueError, match="needs points, a box, an embedding or a mask"):
         Prompt()
     with pytest.raises(ValueError, match="2 points but 1 point labels"):
         Prompt(points=[[0, 0], [1, 1]], point_labels=[1])

@@ -67,6 +67,10 @@ class Outputs:
     overlay: Publish | None = None
     overlay_wanted: Callable[[], bool] = lambda: False
     """Whether anyone subscribes to the overlay (it is drawn only then)."""
+    tracks_masks: Publish | None = None
+    """mono16 label image of every tracked object on the tracked frame, at tracking rate."""
+    tracks_detections: Publish | None = None
+    """Detection2DArray of every tracked object (id = object id, score = track score), at tracking rate."""
 
 
 @dataclass(frozen=True)
