@@ -25,7 +25,13 @@ EXTRAS = {
     "onnx": ["onnx>=1.15", "onnxruntime>=1.17", "pillow", "threadpoolctl>=3"],
     "tensorrt": ["tensorrt>=10,<11", "torch>=2.1"],
     "vlm": ["transformers>=4.57", "accelerate", "pillow", "safetensors"],
-    "remote": ["pillow"],
+    "remote": ["pillow", "httpx>=0.27"],
+    # SAM 2.1 (segmenter and tracker). Its sdist builds against the installed torch: install it with
+    # SAM2_BUILD_CUDA=0 pip install --no-build-isolation "sam2>=1.1" (scripts/setup.sh does).
+    "sam2": ["sam2>=1.1", "torch>=2.1", "pillow"],
+    # Optical-flow tracker and compressed images; on a ROS machine python3-opencv from apt serves instead.
+    "cv": ["opencv-python-headless>=4.8"],
+    "download": ["pooch>=1.8"],
     "quant": ["bitsandbytes"],
     "eval": ["rosbags>=0.10", "pycocotools>=2.0.7", "matplotlib", "tqdm"],
     "test": [
