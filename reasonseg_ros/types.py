@@ -199,3 +199,33 @@ class RoundResult:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+@dataclass(frozen=True)
+class TrackedObject:
+    """One remembered object on the frame a tracking step ran on."""
+
+    session: str
+    object_id: int
+    label: str
+    status: ObjectStatus
+    score: float
+    box: tuple[float, float, float, float] | None
+    """``[x1, y1, x2, y2]``; None when the object is not visible on this frame."""
+    mask: np.ndarray | None = field(default=None, repr=False)
+    """``H×W`` bool on the stepped frame; None when not visible."""
+
+
+@dataclass(frozen=True)
+class TrackStep:
+    """What one tracking step saw: every tracked object of every session on one frame."""
+
+    stamp_ns: int
+    frame_id: str
+    image_size: tuple[int, int]
+    """``(height, width)`` of the stepped frame."""
+    objects: tuple[TrackedObject, ...]
+    latency_ms: float
+    warnings: tuple[str, ...] = ()
+    error: str | None = None
+    """Set when the tracker failed on this frame (tracks are kept for the next one)."""
