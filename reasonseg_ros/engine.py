@@ -33,13 +33,12 @@ import numpy as np
 
 from reasonseg_ros.config import Config
 from reasonseg_ros.errors import InputError, ReasonsegError
-from reasonseg_ros.limits import cap_text
+from reasonseg_ros.limits import cap_text, echo
 from reasonseg_ros.masks import encode_rle, mask_to_box
 from reasonseg_ros.memory import DialogueMemory
 from reasonseg_ros.reasoner import Reasoner, create_reasoner
 from reasonseg_ros.segmenter import ImageEmbedding, Segmenter, create_segmenter
 from reasonseg_ros.types import Frame, Instruction, Rejection, RoundResult
-
 
 DEFAULT_TOLERANCE_S = 0.1
 """Stamp tolerance before the camera's rate is known (``engine.stamp_tolerance_s: null``)."""
@@ -117,7 +116,7 @@ class Engine:
         """Run one round. Thread-safe: rounds run one at a time."""
         result = RoundResult(
             session=instruction.session,
-            instruction=_echo(instruction.text),
+            instruction=echo(instruction.text),
             instruction_id=instruction.id,
             id_assigned=instruction.id_assigned,
             requested_stamp_ns=instruction.stamp_ns,
@@ -281,11 +280,6 @@ def _fail(result: RoundResult, stage: str, cause: BaseException) -> None:
     raw_output = getattr(cause, "raw_output", None)
     if isinstance(raw_output, str):
         result.raw_output = cap_text(raw_output)
-
-
-def _echo(text: object) -> str:
-    """The instruction as a result repeats it: capped, whatever a client sent."""
-    return cap_text(text) if isinstance(text, str) else f"<{type(text).__name__}>"  # type: ignore[return-value]
 
 
 __all__ = ["BufferedFrame", "Engine"]

@@ -47,3 +47,10 @@ def quote(text: object, chars: int = QUOTE_CHARS) -> str:
     if len(flat) > chars or len(whole) > 2 * chars:
         flat = f"{flat[:chars]}… ({len(whole)} characters)"
     return repr(flat)
+
+
+def echo(value: object) -> str:
+    """An instruction as a result repeats it: capped text, or its type's name when a client sent no text."""
+    if isinstance(value, str):
+        return cap_text(value)  # type: ignore[return-value]
+    return f"<{type(value).__name__}>"

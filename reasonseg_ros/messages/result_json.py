@@ -146,6 +146,16 @@ def envelope_id(data: Any) -> str | None:
     return value
 
 
+def readable_envelope_id(text: Any) -> str | None:
+    """The valid ``id`` of an envelope that was refused for another reason, so that its refusal still pairs."""
+    if not isinstance(text, str) or not text.lstrip().startswith("{"):
+        return None
+    try:
+        return envelope_id(json.loads(text))
+    except (ValueError, InputError, RecursionError):
+        return None
+
+
 def _stamp_ns(data: dict[str, Any]) -> int | None:
     if "stamp" in data and "stamp_ns" in data:
         raise InputError("give either 'stamp' or 'stamp_ns', not both")
