@@ -217,7 +217,7 @@ class RemoteConfig:
     api_key_env: str | None = None
     """Name of the environment variable holding the API key (the key itself never goes in config or logs)."""
     timeout_s: float = ranged(30.0, low=0.0, low_open=True)
-    """Per request."""
+    """Per request (and never past the round's ``reasoner.deadline_s``)."""
     retries: int = ranged(3, low=0)
     """Extra attempts after a 429, a 5xx, a timeout or a dropped connection."""
     backoff_s: float = ranged(0.5, low=0.0)
@@ -228,6 +228,12 @@ class RemoteConfig:
     """How the frame travels in the data URL; jpeg needs pillow, png needs nothing."""
     jpeg_quality: int = ranged(90, low=1, high=100)
     """JPEG quality (1-100) of the frames sent (image_format: jpeg)."""
+    max_response_bytes: int = ranged(1 << 20, low=1)
+    """Largest response body read; a longer one is an ``unreadable_output`` error, read no further and not kept."""
+    structured_output: Literal["auto", "json_schema", "off"] = "auto"
+    """Send the answer's JSON schema as ``response_format`` (vLLM guided decoding). auto: drop it for good
+    after a server refuses it with HTTP 400; json_schema: always send it; off: never (the tolerant parser reads
+    free text either way)."""
 
 
 @dataclass
@@ -295,6 +301,9 @@ class ReasonerConfig:
     vlm: VlmConfig = field(default_factory=VlmConfig)
     remote: RemoteConfig = field(default_factory=RemoteConfig)
     seg_token: SegTokenConfig = field(default_factory=SegTokenConfig)
+    deadline_s: float | None = ranged(60.0, low=0.0, low_open=True)
+    """Most seconds one round's reasoning may take across every request, retry and backoff (remote), or
+    generation (vlm: stops there with a model_failure); None: no deadline."""
 
 
 @dataclass

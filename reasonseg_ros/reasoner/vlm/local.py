@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -70,6 +71,12 @@ class LocalVlm:
         self._yes_ids = _first_token_ids(tokenizer, YES_WORDS)
         self._no_ids = _first_token_ids(tokenizer, NO_WORDS)
         self._generated: Generated | None = None
+        self._deadline: tuple[float, float] | None = None
+        """(time.monotonic() the round must end by, its length in s), set by :meth:`begin_round`."""
+
+    def begin_round(self, deadline_s: float | None) -> None:
+        """Generation of this round stops at ``deadline_s`` (transformers' ``max_time``) and then fails."""
+        self._deadline = None if deadline_s is None else (time.monotonic() + deadline_s, deadline_s)
 
     @classmethod
     def load(cls, config: VlmConfig) -> LocalVlm:
@@ -132,6 +139,11 @@ class LocalVlm:
                 output = self.model.generate(**inputs, **self._generate_options(), return_dict_in_generate=True)
         except RuntimeError as exc:
             raise ModelError(f"the VLM failed while generating: {str(exc).splitlines()[0]}") from exc
+        if self._deadline is not None and time.monotonic() >= self._deadline[0]:
+            raise ModelError(
+                f"the VLM's answer did not finish within the round's deadline of {self._deadline[1]:g} s; "
+                "raise reasoner.deadline_s, or use a faster device or a smaller model"
+            )
         new_ids = output.sequences[0, inputs["input_ids"].shape[1] :]
         if self.config.point_mode == "query" and len(new_ids) and output.past_key_values is not None:
             # query mode asks its questions on this cache: the image is not encoded again
@@ -142,6 +154,8 @@ class LocalVlm:
         options: dict[str, Any] = {"max_new_tokens": self.config.max_new_tokens, "do_sample": self.config.do_sample}
         if self.config.do_sample:
             options["temperature"] = self.config.temperature
+        if self._deadline is not None:
+            options["max_time"] = max(self._deadline[0] - time.monotonic(), 1e-3)
         return options
 
     def conversation(self, prompt: PromptText) -> tuple[str, str, str]:
