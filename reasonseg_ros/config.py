@@ -204,6 +204,9 @@ class VlmConfig:
     """Keep the prompt text in the result (debugging)."""
     keep_raw: bool = True
     """Keep the model's raw answer in the result (debugging)."""
+    grammar: Literal["none", "xgrammar"] = "none"
+    """``vlm`` backend: xgrammar constrains generation to the answer's JSON schema (the ``grammar`` extra);
+    none: free text, read by the tolerant parser. ``remote`` uses ``remote.structured_output`` instead."""
 
 
 @dataclass

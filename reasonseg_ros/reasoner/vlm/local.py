@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from reasonseg_ros.errors import CheckpointError, ModelError
 from reasonseg_ros.reasoner.vlm.client import QueryGroup
 from reasonseg_ros.reasoner.vlm.coords import smart_resize
 from reasonseg_ros.reasoner.vlm.prompt import PromptText
+from reasonseg_ros.reasoner.vlm.schema import ANSWER_JSON_SCHEMA
 
 QUERY_SLOT = "<<reasonseg-query>>"
 """Marks where a question goes in the templated conversation; the text after it closes every question."""
@@ -73,6 +75,15 @@ class LocalVlm:
         self._generated: Generated | None = None
         self._deadline: tuple[float, float] | None = None
         """(time.monotonic() the round must end by, its length in s), set by :meth:`begin_round`."""
+        self._grammar = self._compile_grammar() if config.grammar == "xgrammar" else None
+
+    def _compile_grammar(self) -> Any:
+        """The answer's JSON schema compiled for this tokenizer (xgrammar), once per model."""
+        xgr = require("xgrammar", "reasoner.vlm.grammar: xgrammar (the grammar extra)")
+        vocab_size = int(self.model.get_output_embeddings().weight.shape[0])  # may exceed len(tokenizer): padding
+        info = xgr.TokenizerInfo.from_huggingface(self.processor.tokenizer, vocab_size=vocab_size)
+        # compact JSON: a free-whitespace grammar would let an unsure model spend its tokens on spaces
+        return xgr.GrammarCompiler(info).compile_json_schema(json.dumps(ANSWER_JSON_SCHEMA), any_whitespace=False)
 
     def begin_round(self, deadline_s: float | None) -> None:
         """Generation of this round stops at ``deadline_s`` (transformers' ``max_time``) and then fails."""
@@ -156,6 +167,10 @@ class LocalVlm:
             options["temperature"] = self.config.temperature
         if self._deadline is not None:
             options["max_time"] = max(self._deadline[0] - time.monotonic(), 1e-3)
+        if self._grammar is not None:
+            # a fresh processor per answer: it tracks where in the grammar the answer is
+            xgr = require("xgrammar", "reasoner.vlm.grammar: xgrammar (the grammar extra)")
+            options["logits_processor"] = [xgr.contrib.hf.LogitsProcessor(self._grammar)]
         return options
 
     def conversation(self, prompt: PromptText) -> tuple[str, str, str]:
