@@ -319,8 +319,8 @@ class EngineConfig:
     """How long a round waits for a first frame before it errors."""
     stamp_tolerance_s: float | None = ranged(None, low=0.0)
     """An instruction naming a stamp fails if no kept frame is this close to it. None: derived from the camera,
-    0.6 × the median interval of the kept frames (0.1 s until that is known), so the neighbour of a missing
-    frame is refused; ``.inf`` always takes the nearest frame."""
+    0.6 × its period (10th percentile of the last 32 frame intervals; 0.1 s until known), so the neighbour
+    of a missing frame is refused; ``.inf`` always takes the nearest frame."""
     max_instruction_bytes: int = ranged(65536, low=1)
     """Longer instructions are refused with an error round."""
     min_mask_pixels: int = ranged(1, low=0)

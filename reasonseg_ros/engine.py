@@ -44,6 +44,8 @@ DEFAULT_TOLERANCE_S = 0.1
 """Stamp tolerance before the camera's rate is known (``engine.stamp_tolerance_s: null``)."""
 ERROR_BYTES = 1024
 """An error message is cut here too: a message quoting its input must not grow a result without bound."""
+RATE_WINDOW = 32
+"""Frame intervals the camera's period is estimated from."""
 TOLERANCE_PERIODS = 0.6
 """Derived stamp tolerance in camera periods: over half (a stamp between two frames finds one), under one."""
 
@@ -82,6 +84,8 @@ class Engine:
         self._frames: deque[BufferedFrame] = deque(maxlen=self.config.engine.frame_buffer_size)
         self._frames_ready = threading.Condition()
         self._next_serial = 0
+        self._intervals: deque[int] = deque(maxlen=RATE_WINDOW)
+        """Recent stamp intervals between consecutive frames (ns): the camera's rate, for the stamp tolerance."""
         self._embeddings: OrderedDict[int, ImageEmbedding] = OrderedDict()
         self._round_lock = threading.Lock()
         self.frames_received = 0
@@ -103,6 +107,8 @@ class Engine:
         if image.shape[0] == 0 or image.shape[1] == 0:
             raise InputError(f"a frame must not be empty, got shape {image.shape}")
         with self._frames_ready:
+            if self._frames and frame.stamp_ns > self._frames[-1].frame.stamp_ns:
+                self._intervals.append(frame.stamp_ns - self._frames[-1].frame.stamp_ns)
             self._frames.append(BufferedFrame(self._next_serial, frame))
             self._next_serial += 1
             self.frames_received += 1
@@ -214,18 +220,19 @@ class Engine:
     def stamp_tolerance_s(self) -> tuple[float, str]:
         """``(seconds, where the value came from)``: ``engine.stamp_tolerance_s``, or derived from the camera.
 
-        Derived: :data:`TOLERANCE_PERIODS` × the median interval between the kept frames, so a stamp between
-        two frames finds one but the neighbour of a missing frame (one period away) is refused;
-        :data:`DEFAULT_TOLERANCE_S` until two frames with distinct stamps have arrived.
+        Derived: :data:`TOLERANCE_PERIODS` × the camera's period (the 10th percentile of the last
+        :data:`RATE_WINDOW` intervals between frames), so a stamp between two frames finds one but the neighbour
+        of a missing frame (one period away) is refused; :data:`DEFAULT_TOLERANCE_S` until two frames with
+        increasing stamps have arrived.
         """
         configured = self.config.engine.stamp_tolerance_s
         if configured is not None:
             return configured, "engine.stamp_tolerance_s"
-        stamps = sorted({b.frame.stamp_ns for b in self._frames})
-        gaps = np.diff(stamps)
-        if not len(gaps):
+        if not self._intervals:
             return DEFAULT_TOLERANCE_S, "default until the camera's rate is known"
-        period_s = float(np.median(gaps)) / 1e9
+        # a low percentile, not the median: a refused frame leaves a double interval, which must not
+        # stretch the period it is judged by
+        period_s = float(np.percentile(np.fromiter(self._intervals, dtype=np.int64), 10)) / 1e9
         return TOLERANCE_PERIODS * period_s, f"{TOLERANCE_PERIODS:g} × the camera's {period_s * 1000:.0f} ms period"
 
     def _embedding(self, buffered: BufferedFrame, result: RoundResult) -> ImageEmbedding:
