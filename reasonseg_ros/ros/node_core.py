@@ -41,7 +41,7 @@ import numpy as np
 from reasonseg_ros.config import NodeConfig
 from reasonseg_ros.engine import Engine
 from reasonseg_ros.errors import InputError
-from reasonseg_ros.limits import echo
+from reasonseg_ros.limits import cap_text, echo
 from reasonseg_ros.masks import label_image
 from reasonseg_ros.messages import (
     image_to_rgb,
@@ -57,6 +57,7 @@ from reasonseg_ros.overlay import draw_overlay
 from reasonseg_ros.types import Frame, Instruction, RoundResult
 
 Publish = Callable[[Any], None]
+SKIP_REASON_BYTES = 512
 MAX_SKIP_REASONS = 16
 """Distinct frame-skip reasons counted; later new ones are counted together, so a bad camera cannot grow the map."""
 
@@ -135,13 +136,14 @@ class NodeCore:
             self.engine.submit_frame(frame)
         except InputError as exc:
             self.counters["frames_rejected"] += 1
-            reason = str(exc)
-            if reason not in self.frame_skip_reasons and len(self.frame_skip_reasons) >= MAX_SKIP_REASONS:
-                reason = "other reasons"
-            self.frame_skip_reasons[reason] = self.frame_skip_reasons.get(reason, 0) + 1
-            if str(exc) != self.last_image_error:  # once per kind of problem, not at camera rate
-                self._log("warn", f"image skipped: {exc}")
-            self.last_image_error = self.last_error = str(exc)
+            reason = cap_text(str(exc), SKIP_REASON_BYTES)  # an encoding name comes from the sender: bounded
+            key = reason
+            if key not in self.frame_skip_reasons and len(self.frame_skip_reasons) >= MAX_SKIP_REASONS:
+                key = "other reasons"
+            self.frame_skip_reasons[key] = self.frame_skip_reasons.get(key, 0) + 1
+            if reason != self.last_image_error:  # once per kind of problem, not at camera rate
+                self._log("warn", f"image skipped: {reason}")
+            self.last_image_error = self.last_error = reason
             return
         self.counters["frames_received"] += 1
 
