@@ -334,8 +334,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def failure_line(exc: BaseException, debug: bool = False) -> str:
-    """What went wrong, on one line: our errors as they are, an OS error with its file, else the type and
-    the first line, with where to look further."""
+    """What went wrong, on one line.
+
+    Our errors as they are, an OS error with its file, else the type and the first line, with where to look
+    further.
+    """
     if isinstance(exc, ReasonsegError):
         text = str(exc)
     elif isinstance(exc, OSError) and exc.strerror:

@@ -85,9 +85,11 @@ def test_ok_refused_and_dropped_results_all_echo_the_id(ts, make_engine):
 
 
 def test_realtime_replay_pairs_identical_texts_with_drops_by_id(tmp_path, monkeypatch):
-    """Twelve identical texts at once while each round takes 40 ms: most are dropped, and every result
-    must still land on its own instruction. Each names a different frame, so the frame a result used
-    (and the stamp it requested) tells which instruction it really answers."""
+    """Twelve identical texts at once while each round takes 40 ms: every result lands on its own instruction.
+
+    Most are dropped. Each names a different frame, so the frame a result used (and the stamp it requested)
+    tells which instruction it really answers.
+    """
     from reasonseg_ros.eval.replay import ReplayOptions, replay
     from reasonseg_ros.reasoner.prompt import PromptReasoner
 

@@ -12,9 +12,11 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""What a misbehaving server can cost a round (issue 15): a 10 MB body, a server slower than the timeout,
-connection reuse, and the answer's JSON schema sent as ``response_format``. A keep-alive HTTP/1.1 server
-on 127.0.0.1; timeouts scaled down to fractions of a second."""
+"""What a misbehaving server can cost a round (issue 15).
+
+A 10 MB body, a server slower than the timeout, connection reuse, and the answer's JSON schema sent as
+``response_format``. A keep-alive HTTP/1.1 server on 127.0.0.1; timeouts scaled down to fractions of a second.
+"""
 
 from __future__ import annotations
 

@@ -12,8 +12,10 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Nothing a client or a model sends grows a result without bound; a refused frame is never answered on
-its neighbour, through the node as on the engine (issue 15)."""
+"""Nothing a client or a model sends grows a result without bound (issue 15).
+
+And a refused frame is never answered on its neighbour, through the node as on the engine.
+"""
 
 from __future__ import annotations
 
