@@ -42,8 +42,10 @@ RAW_IN_ERROR = QUOTE_CHARS
 """Characters of the raw answer quoted in an error message (the whole text is in raw_output, capped)."""
 MAX_STARTS = 32
 """Opening brackets tried per text; bounds the work on long rambling output."""
-MAX_PARSE_CHARS = 65536
+MAX_PARSE_CHARS = 32768
 """Characters of an answer searched for JSON (an answer of vlm.max_new_tokens is a few KiB)."""
+SCAN_BUDGET = 262144
+"""Characters the bracket matcher may scan over all starts of one text: bounds the work on unclosed brackets."""
 MAX_DEPTH = 16
 """Deepest bracket nesting read (an answer nests 4 deep); deeper text is never handed to a recursive decoder."""
 ABSENT = re.compile(
@@ -95,13 +97,14 @@ def _looks_like_answer(value: Any) -> bool:
 def _decode_all(text: str) -> Iterator[Any]:
     """Each bracketed value in ``text``, left to right; the inside of a decoded value is not tried again."""
     decoder = json.JSONDecoder()
-    tried, position = 0, 0
-    while tried < MAX_STARTS:
+    tried, position, scanned = 0, 0, 0
+    while tried < MAX_STARTS and scanned < SCAN_BUDGET:
         start = _next_open(text, position)
         if start < 0:
             return
         tried += 1
-        end, deepest = _balanced(text, start)
+        end, deepest = _balanced(text, start, SCAN_BUDGET - scanned)
+        scanned += (end if end > 0 else len(text)) - start
         if end < 0:  # unclosed: a complete answer may still start inside
             position = start + 1
             continue
@@ -131,13 +134,14 @@ def _next_open(text: str, position: int) -> int:
     return min(found) if found else -1
 
 
-def _balanced(text: str, start: int) -> tuple[int, int]:
+def _balanced(text: str, start: int, budget: int) -> tuple[int, int]:
     """``(end, deepest nesting)`` of the bracketed span opening at ``start``, honouring quotes of both kinds.
 
-    ``end`` is -1 when the span never closes. A loop, not recursion: any depth is safe here.
+    ``end`` is -1 when the span does not close within ``budget`` characters. A loop, not recursion: any
+    depth is safe here.
     """
     depth, deepest, quoting, escaped = 0, 0, "", False
-    for i in range(start, len(text)):
+    for i in range(start, min(len(text), start + budget)):
         c = text[i]
         if quoting:
             if escaped:
