@@ -58,9 +58,13 @@ class VlmReasoner:
         begin_round = getattr(self.client, "begin_round", None)
         if begin_round is not None:
             begin_round(self.deadline_s)  # one deadline for the answer and every query of this round
-        raw = self.client.generate(image, prompt)
-        # an unreadable answer raises ModelOutputError carrying ``raw``; the engine makes it an error round
-        output = read_answer(raw, frame, memory, text, keep_raw=self.config.keep_raw)
-        if self.config.point_mode == "query" and output.targets:
-            output = refine_with_queries(output, self.client, image, prompt, raw, frame, self.config)
+        try:
+            raw = self.client.generate(image, prompt)
+            # an unreadable answer raises ModelOutputError carrying ``raw``; the engine makes it an error round
+            output = read_answer(raw, frame, memory, text, keep_raw=self.config.keep_raw)
+            if self.config.point_mode == "query" and output.targets:
+                output = refine_with_queries(output, self.client, image, prompt, raw, frame, self.config)
+        finally:
+            if begin_round is not None:
+                begin_round(None)  # a later direct use of the client is not held to this round's deadline
         return replace(output, prompt=prompt.render() if self.config.keep_prompt else None)
