@@ -66,8 +66,8 @@ def test_ok_refused_and_dropped_results_all_echo_the_id(ts, make_engine):
     core.on_image(image(ts, 0))
     core.on_instruction(string(data=json.dumps({"text": targets(BOX), "id": "a"})))
     core.on_instruction(string(data=json.dumps({"text": targets(BOX), "id": "b"})))  # drops "a"
-    core.on_instruction(string(data=json.dumps({"text": targets(BOX), "id": "c", "stamp": "now"})))  # refused; drops b
-    core.on_instruction(string(data=targets(BOX)))  # no envelope: an id is assigned
+    core.on_instruction(string(data=json.dumps({"text": targets(BOX), "id": "c", "stamp": "now"})))  # refused at once
+    core.on_instruction(string(data=targets(BOX)))  # no envelope: an id is assigned; drops "b"
     huge = "x" * 1_000_000
     core.on_instruction(string(data=json.dumps({"text": huge, "id": "e", "colour": huge})))  # refused, not echoed
     while core.process_next():

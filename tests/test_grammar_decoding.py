@@ -74,3 +74,25 @@ def test_constrained_answers_follow_the_schema_and_free_ones_do_not(tiny_dir):
     assert re.match(r'\{"targets":\s?\[', answer) and accepted(answer, constrained)
     free = client(tiny_dir, "none").generate(image, prompt)
     assert not accepted(free, constrained)
+
+
+def test_the_schema_takes_a_full_answer_in_the_prompts_shape_and_refuses_other_shapes(tiny_dir):
+    model_client = client(tiny_dir, "xgrammar")
+    answer = {
+        "targets": [
+            {
+                "label": "mug",
+                "box": [10, 20, 110, 140],
+                "points": [[40, 60]],
+                "negative_points": [[5, 5]],
+                "confidence": 0.9,
+                "object_id": None,
+            },
+            {"label": "it", "object_id": 3},
+        ],
+        "rejections": [{"phrase": "the red cup", "reason": "none visible"}],
+        "reply": "Found the mug.",
+    }
+    assert accepted(json.dumps(answer), model_client)
+    assert not accepted(json.dumps({"answer": "a mug"}), model_client)
+    assert not accepted(json.dumps({**answer, "targets": [{"label": "mug", "box": [1, 2, 3]}]}), model_client)
