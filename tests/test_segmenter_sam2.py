@@ -150,7 +150,7 @@ def test_missing_checkpoint_names_the_file_and_the_url(tmp_path):
             "segmenter.checkpoint": str(tmp_path / "mine.pt"),
         },
     )
-    with pytest.raises(CheckpointError, match="mine.pt"):
+    with pytest.raises(CheckpointError, match=r"mine\.pt"):
         create_segmenter(config.segmenter)
 
 
@@ -163,5 +163,5 @@ def test_missing_sam2_package_names_the_extra(monkeypatch):
 def test_a_corrupt_checkpoint_is_named(tmp_path):
     bad = tmp_path / "sam2.1_hiera_tiny.pt"
     bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="cannot read SAM 2.1 checkpoint"):
+    with pytest.raises(CheckpointError, match=r"cannot read SAM 2\.1 checkpoint"):
         create_segmenter(SegmenterConfig(backend="sam2", cache_dir=str(tmp_path)))
