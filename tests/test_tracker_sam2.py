@@ -144,25 +144,35 @@ def test_streaming_equals_the_video_predictor_frame_by_frame(tiny_sam2, referenc
 def test_objects_seeded_at_different_frames_and_reseeded_equal_their_own_videos(
     tiny_sam2, reference, video, monkeypatch, in_sight
 ):
-    """Object 1 from frame 0, object 2 from frame 3 (batched with 1 once both banks are full), object 1 seeded
-    again on frame 6: each equals the video predictor on the video from its (last) seeding frame."""
+    """Object 1 from frame 0, object 2 from frame 3, object 3 from frame 0 and again from frame 5: each equals
+    the video predictor on the video from its (last) seeding frame. Once their banks are full, objects 1 and 2
+    run in one batch although their conditioning frames lie at different distances."""
     tracker = Sam2Tracker(tiny_sam2, recent_frames=RECENT_FRAMES)
     frames, masks = video.frames, video.masks
-    one = run_reference(reference, tiny_sam2, frames[:7], {1: masks[0][1]}, monkeypatch)
+    one = run_reference(reference, tiny_sam2, frames, {1: masks[0][1]}, monkeypatch)
     two = run_reference(reference, tiny_sam2, frames[3:], {2: masks[3][2]}, monkeypatch)
-    one_again = run_reference(reference, tiny_sam2, frames[6:], {1: masks[6][1]}, monkeypatch)
+    three = run_reference(reference, tiny_sam2, frames[:6], {3: masks[0][3]}, monkeypatch)
+    three_again = run_reference(reference, tiny_sam2, frames[5:], {3: masks[5][3]}, monkeypatch)
+    batches: list[list[int]] = []
+    step_group = tracker._step_group
+    monkeypatch.setattr(tracker, "_step_group", lambda ids, *a: batches.append(list(ids)) or step_group(ids, *a))
     tracker.seed(1, Frame(frames[0]), masks[0][1])
+    tracker.seed(3, Frame(frames[0]), masks[0][3])
     for t in range(1, N_FRAMES):
+        batches.clear()
         step = tracker.step(Frame(frames[t], t))
-        assert_same({1: step[1]}, one[t - 1] if t <= 6 else one_again[t - 7], t)
+        assert_same({1: step[1]}, one[t - 1], t)
+        assert_same({3: step[3]}, three[t - 1] if t <= 5 else three_again[t - 6], t)
         if t > 3:
             assert_same({2: step[2]}, two[t - 4], t)
-        # A round segments object 2 on frame 3, and object 1 again on frame 6: seeds after those steps.
+        if t >= 3 + tiny_sam2.model.max_obj_ptrs_in_encoder:  # both banks full: one batch
+            assert [1, 2] in batches, batches
+        # A round segments object 2 on frame 3, and object 3 again on frame 5: seeds after those steps.
         if t == 3:
             tracker.seed(2, Frame(frames[3]), masks[3][2])
-        if t == 6:
-            tracker.seed(1, Frame(frames[6]), masks[6][1])
-    assert tracker.memory_sizes()[1][1] == RECENT_FRAMES  # the re-seeded bank refilled
+        if t == 5:
+            tracker.seed(3, Frame(frames[5]), masks[5][3])
+    assert tracker.memory_sizes()[3][1] == RECENT_FRAMES  # the re-seeded bank refilled
 
 
 def test_memory_banks_stay_bounded(tiny_sam2, video):
