@@ -108,14 +108,16 @@ def run_reference(predictor, tiny_sam2, frames, prompts: dict[int, np.ndarray], 
         for k, object_id in enumerate(ids):
             index = state["obj_id_to_idx"][object_id]
             logit = float(state["output_dict_per_obj"][index]["non_cond_frame_outputs"][t]["object_score_logits"])
-            frame[object_id] = ((masks[k, 0] > 0).cpu().numpy(), logit)
+            low_res = state["output_dict_per_obj"][index]["non_cond_frame_outputs"][t]["pred_masks"]
+            frame[object_id] = ((masks[k, 0] > 0).cpu().numpy(), logit, low_res[0])
         out.append(frame)
     return out
 
 
-def assert_same(step, expected, t):
-    for object_id, (mask, logit) in expected.items():
+def assert_same(step, expected, t, tracker):
+    for object_id, (mask, logit, low_res) in expected.items():
         state = step[object_id]
+        torch.testing.assert_close(tracker.last_logits[object_id], low_res, rtol=0, atol=1e-4)
         assert state.visible == (logit > 0), (t, object_id)
         assert state.score == pytest.approx(1 / (1 + np.exp(-logit)), abs=1e-5), (t, object_id)
         if state.visible:
@@ -135,7 +137,7 @@ def test_streaming_equals_the_video_predictor_frame_by_frame(tiny_sam2, referenc
     for t in range(1, N_FRAMES):
         step = tracker.step(Frame(video.frames[t], t))
         assert set(step) == set(IDS)
-        assert_same(step, expected[t - 1], t)
+        assert_same(step, expected[t - 1], t, tracker)
         shown += sum(s.visible for s in step.values())
     # Every object in sight on every frame (masks compared), or none.
     assert shown == (3 * (N_FRAMES - 1) if object_bias > 0 else 0)
@@ -161,10 +163,10 @@ def test_objects_seeded_at_different_frames_and_reseeded_equal_their_own_videos(
     for t in range(1, N_FRAMES):
         batches.clear()
         step = tracker.step(Frame(frames[t], t))
-        assert_same({1: step[1]}, one[t - 1], t)
-        assert_same({3: step[3]}, three[t - 1] if t <= 5 else three_again[t - 6], t)
+        assert_same({1: step[1]}, one[t - 1], t, tracker)
+        assert_same({3: step[3]}, three[t - 1] if t <= 5 else three_again[t - 6], t, tracker)
         if t > 3:
-            assert_same({2: step[2]}, two[t - 4], t)
+            assert_same({2: step[2]}, two[t - 4], t, tracker)
         if t >= 3 + tiny_sam2.model.max_obj_ptrs_in_encoder:  # both banks full: one batch
             assert [1, 2] in batches, batches
         # A round segments object 2 on frame 3, and object 3 again on frame 5: seeds after those steps.

@@ -104,6 +104,8 @@ class Sam2Tracker:
         self._last_size: tuple[int, int] | None = None
         self._lock = threading.Lock()
         self._fill_holes = _hole_filler(sam2)
+        self.last_logits: dict[int, Any] = {}
+        """Low-resolution mask logits (``1×h×w`` tensors) of each object on the last step, for inspection."""
 
     @classmethod
     def from_config(cls, config: Sam2TrackingConfig, segmenter: Any = None) -> Sam2Tracker:
@@ -200,10 +202,12 @@ class Sam2Tracker:
     def remove(self, object_id: int) -> None:
         with self._lock:
             self._banks.pop(object_id, None)
+            self.last_logits.pop(object_id, None)
 
     def clear(self) -> None:
         with self._lock:
             self._banks.clear()
+            self.last_logits.clear()
 
     def pop_warnings(self) -> list[str]:
         """Warnings since the last call (a frame of another size), for the caller's diagnostics."""
@@ -328,6 +332,7 @@ class Sam2Tracker:
                 bank.recent.append((step, memories[k : k + 1]))
             if self.max_pointers:
                 bank.pointers.append((step, pointer[k : k + 1]))
+            self.last_logits[object_id] = low_res[k]
             mask = masks[k] if visible[k] else np.zeros(frame_size, dtype=bool)
             out[object_id] = TrackState(mask, mask_to_box(mask), float(scores[k]), bool(visible[k]))
         return out
