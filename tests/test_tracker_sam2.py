@@ -117,7 +117,9 @@ def run_reference(predictor, tiny_sam2, frames, prompts: dict[int, np.ndarray], 
 def assert_same(step, expected, t, tracker):
     for object_id, (mask, logit, low_res) in expected.items():
         state = step[object_id]
-        torch.testing.assert_close(tracker.last_logits[object_id], low_res, rtol=0, atol=1e-4)
+        # The random model's logits are small (|x| < 0.2), and a wrong pointer position moves them by ~4e-6; the
+        # batched steps and the predictor's one-object steps differ by ~1e-7 (float summation order).
+        torch.testing.assert_close(tracker.last_logits[object_id], low_res, rtol=0, atol=1e-6)
         assert state.visible == (logit > 0), (t, object_id)
         assert state.score == pytest.approx(1 / (1 + np.exp(-logit)), abs=1e-5), (t, object_id)
         if state.visible:
