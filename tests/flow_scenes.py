@@ -104,3 +104,17 @@ def render(
         masks.append(frame_masks)
         visibility.append(frame_vis)
     return Scene(frames, masks, visibility)
+
+
+def looping_scene(height: int, width: int, n_objects: int, n_frames: int, radius: float):
+    """Objects moving to and fro (a closed loop, so a long run can cycle the frames)."""
+    objects = {}
+    for i in range(n_objects):
+        cx, cy = width * (i + 1) / (n_objects + 1), height * (0.3 + 0.4 * (i % 2))
+
+        def path(t: int, cx: float = cx, cy: float = cy) -> tuple[float, float, float]:
+            phase = 2 * np.pi * t / n_frames
+            return cx + 0.06 * width * np.sin(phase), cy + 0.04 * height * np.cos(phase), 1.0
+
+        objects[i + 1] = SceneObject(radius, path, seed=100 + i)
+    return render(height, width, objects, n_frames, seed=7)

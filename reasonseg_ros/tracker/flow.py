@@ -188,9 +188,11 @@ class FlowTracker:
         sh, sw = grey.image.shape
         x1, y1 = int(fx1 * s), int(fy1 * s)
         x2, y2 = min(sw, max(x1 + 1, int(np.ceil(fx2 * s)))), min(sh, max(y1 + 1, int(np.ceil(fy2 * s))))
-        crop = mask[fy1:fy2, fx1:fx2]
-        look_mask = self.cv2.resize(crop.astype(np.uint8), (x2 - x1, y2 - y1), interpolation=self.cv2.INTER_NEAREST) > 0
-        return _Base(crop.copy(), (fx1, fy1), grey.image[y1:y2, x1:x2].copy(), look_mask, (x1, y1))
+        # The mask at the small crop's pixel centres, so that look and look mask line up exactly.
+        rows = np.minimum(((np.arange(y1, y2) + 0.5) / s).astype(np.int64), mask.shape[0] - 1)
+        cols = np.minimum(((np.arange(x1, x2) + 0.5) / s).astype(np.int64), mask.shape[1] - 1)
+        look_mask = mask[np.ix_(rows, cols)]
+        return _Base(mask[fy1:fy2, fx1:fx2].copy(), (fx1, fy1), grey.image[y1:y2, x1:x2].copy(), look_mask, (x1, y1))
 
     def _rescaled(self, object_id: int, track: _Track, grey: _Grey) -> _Track:
         """The camera's resolution changed: carry the mask over, scaled, and start again from this frame."""
@@ -359,7 +361,9 @@ class FlowTracker:
         if track.steps_in_sight >= self.config.refresh_steps:
             # Renew the base from what is seen now: the look follows lighting and pose; the mask is re-drawn
             # once per refresh, not per step.
-            fresh = self._base(grey, mask, box)
+            # Fully in sight: the whole moved mask, not its in-sight part, whose edge the grey-level test nibbles.
+            whole, whole_box = self._full_mask(base, warp, grey, np.ones_like(in_sight), (ox, oy))
+            fresh = self._base(grey, whole, whole_box)
             if fresh is not None:
                 track.base, track.warp, track.steps_in_sight = fresh, IDENTITY.copy(), 0
 
