@@ -282,6 +282,8 @@ class Engine:
         and never one a target of this round names.
         """
         threshold = self.config.memory.reidentify_iou
+        if threshold is None:
+            return
         named = {fields["object_id"] for fields, _ in found if fields["object_id"] is not None}
         candidates = [(i, m) for i, m in self._current_masks(session, frame.size).items() if i not in named]
         pairs = []

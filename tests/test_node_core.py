@@ -224,7 +224,9 @@ def test_diagnostics_message(ts, node):
 
 def test_flood_stays_bounded_and_answers_every_instruction(ts, node):
     """100 Hz images and 10 Hz instructions for a simulated 60 s, the model keeping up with every other one."""
-    core, sink = node({"memory.max_rounds": 20, "memory.max_objects": 30, "node.instruction_queue_size": 4})
+    # every instruction names the same box: re-identification off, so that each makes an object
+    limits = {"memory.max_rounds": 20, "memory.max_objects": 30, "memory.reidentify_iou": None}
+    core, sink = node({**limits, "node.instruction_queue_size": 4})
     engine = core.engine
     image = image_msg(ts)
     sent = 0

@@ -45,6 +45,7 @@ def round_to_dict(result: RoundResult, *, include_masks: bool = True) -> dict[st
             "box": [float(v) for v in obj.box],
             "area": obj.area,
             "round": obj.round_index,
+            "reidentified": obj.object_id in result.reidentified,
         }
         if include_masks:
             entry["mask"] = obj.rle
@@ -59,6 +60,7 @@ def round_to_dict(result: RoundResult, *, include_masks: bool = True) -> dict[st
         "error": None if result.ok else {"kind": result.error_kind, "message": result.error},
         "frame": frame,
         "objects": objects,
+        "reidentified": list(result.reidentified),
         "rejections": [{"phrase": r.phrase, "reason": r.reason} for r in result.rejections],
         "warnings": list(result.warnings),
         "timings_ms": {k: round(v, 3) for k, v in result.timings_ms.items()},
