@@ -119,7 +119,7 @@ class Engine:
         self._next_tracker_id = 1
         self._track_size: tuple[int, int] | None = None
         self._last_step_serial = -1
-        self._last_step_time: float | None = None
+        self._next_step_due: float | None = None
         self.tracking_steps = 0
         self.tracking_errors = 0
         self.tracking_warnings: deque[str] = deque(maxlen=20)
@@ -340,15 +340,23 @@ class Engine:
             if newest is None:
                 return None
             now = self._clock()
-            if not force and self._last_step_time is not None:
-                if now - self._last_step_time < 1.0 / self.config.tracking.rate_hz:
-                    return None
+            if not force and self._next_step_due is not None and now < self._next_step_due:
+                return None
             if newest.serial <= self._last_step_serial:
                 return self._snapshot(newest.frame, 0.0, ()) if force else None
-            self._last_step_time = now
+            # a fixed schedule, so that polling jitter does not lower the rate; a late step does not bunch up
+            period = 1.0 / self.config.tracking.rate_hz
+            due = now if self._next_step_due is None else self._next_step_due + period
+            self._next_step_due = due if due > now else now + period
             return self._step(newest)
         finally:
             self._track_lock.release()
+
+    def seconds_to_next_step(self) -> float:
+        """How long until a tracking step is due (0 when one is due now)."""
+        if self._next_step_due is None:
+            return 0.0
+        return max(self._next_step_due - self._clock(), 0.0)
 
     @property
     def tracked(self) -> list[Track]:
