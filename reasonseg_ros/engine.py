@@ -29,6 +29,7 @@ reasoner runs outside that lock, so tracks keep flowing during a slow model.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -41,7 +42,7 @@ import numpy as np
 
 from reasonseg_ros.config import Config
 from reasonseg_ros.errors import InputError, ReasonsegError
-from reasonseg_ros.masks import decode_rle, encode_rle, mask_iou, mask_to_box
+from reasonseg_ros.masks import box_iou, decode_rle, encode_rle, mask_iou, mask_to_box
 from reasonseg_ros.memory import DialogueMemory, MemoryView, Sighting, last_seen_ns
 from reasonseg_ros.reasoner import Reasoner, create_reasoner
 from reasonseg_ros.segmenter import ImageEmbedding, Segmenter, create_segmenter
@@ -266,7 +267,11 @@ class Engine:
         result.masks = np.stack([m for _, m in found]) if found else np.zeros((0, height, width), dtype=bool)
         if self.tracker is not None and objects:
             with self._stage("seed", result):
-                self._seed(instruction.session, frame, objects, [m for _, m in found], result)
+                try:
+                    self._seed(instruction.session, frame, objects, [m for _, m in found], result)
+                except Exception as exc:  # the round is stored: a tracker failure must not turn it into an error
+                    self.tracking_errors += 1
+                    result.warnings.append(f"tracking could not follow this round's objects: {_describe(exc)}")
 
     # -- re-identification ---------------------------------------------------------------------
 
@@ -285,13 +290,15 @@ class Engine:
         if threshold is None:
             return
         named = {fields["object_id"] for fields, _ in found if fields["object_id"] is not None}
-        candidates = [(i, m) for i, m in self._current_masks(session, frame.size).items() if i not in named]
+        candidates = [c for c in self._current_masks(session, frame.size) if c[0] not in named]
         pairs = []
         for index, (fields, mask) in enumerate(found):
             if fields["object_id"] is not None:
                 continue
-            for object_id, current in candidates:
-                iou = mask_iou(mask, current)
+            for object_id, box, current in candidates:
+                if box_iou(fields["box"], box) == 0.0:
+                    continue  # disjoint boxes: no overlap, and no mask to decode
+                iou = mask_iou(mask, current())
                 if iou >= threshold:
                     pairs.append((iou, index, object_id))
         taken_found: set[int] = set()
@@ -304,18 +311,21 @@ class Engine:
             found[index][0]["object_id"] = object_id
             result.reidentified.append(object_id)
 
-    def _current_masks(self, session: str, size: tuple[int, int]) -> dict[int, np.ndarray]:
+    def _current_masks(
+        self, session: str, size: tuple[int, int]
+    ) -> list[tuple[int, tuple[float, float, float, float], Callable[[], np.ndarray]]]:
+        """``(object_id, box, mask getter)`` of the session's objects whose current mask is known at ``size``."""
         if self.tracker is not None:
-            return {
-                key[1]: track.mask
+            return [
+                (key[1], track.box, lambda mask=track.mask: mask)
                 for key, track in self._tracks.items()
-                if key[0] == session and track.mask is not None and track.mask.shape == size
-            }
-        current = {}
-        for obj in self.memory.view(session).objects:
-            if tuple(obj.rle["size"]) == size:
-                current[obj.object_id] = decode_rle(obj.rle)
-        return current
+                if key[0] == session and track.mask is not None and track.box is not None and track.mask.shape == size
+            ]
+        return [
+            (obj.object_id, obj.box, functools.cache(lambda rle=obj.rle: decode_rle(rle)))
+            for obj in self.memory.view(session).objects
+            if tuple(obj.rle["size"]) == size
+        ]
 
     # -- tracking ------------------------------------------------------------------------------
 
@@ -402,15 +412,14 @@ class Engine:
         start = self._clock()
         self._last_step_serial = buffered.serial
         assert self.tracker is not None
-        if self._track_size != frame.size:
-            warnings = self._resize(frame)
-            return self._snapshot(frame, (self._clock() - start) * 1000.0, warnings)
         try:
+            if self._track_size != frame.size:
+                warnings = self._resize(frame)
+                return self._snapshot(frame, (self._clock() - start) * 1000.0, warnings)
             states = self.tracker.step(frame)
         except Exception as exc:  # a tracker failure costs one frame, never the tracks or the rounds
             self.tracking_errors += 1
-            detail = str(exc).splitlines()[0][:300] if str(exc) else ""
-            error = f"{type(exc).__name__}: {detail}"
+            error = _describe(exc)
             log.warning("tracking step failed on frame %d: %s", frame.stamp_ns, error)
             latency = (self._clock() - start) * 1000.0
             return TrackStep(frame.stamp_ns, frame.frame_id, frame.size, (), latency, (), error)
@@ -493,8 +502,8 @@ class Engine:
                 self.tracker.seed(track.tracker_id, frame, mask)
             except Exception as exc:
                 self.tracking_errors += 1
+                result.warnings.append(f"object {obj.object_id} is not tracked: seeding failed ({_describe(exc)})")
                 self.tracker.remove(track.tracker_id)
-                result.warnings.append(f"object {obj.object_id} is not tracked: seeding failed ({exc})")
                 continue
             track.label, track.status, track.score = obj.label, "visible", obj.score
             track.box, track.mask = obj.box, mask
@@ -614,6 +623,11 @@ class Engine:
             raise StageError(name, exc) from exc
         finally:
             result.timings_ms[name] = (self._clock() - start) * 1000.0
+
+
+def _describe(exc: BaseException) -> str:
+    detail = str(exc).splitlines()[0][:300] if str(exc) else ""
+    return f"{type(exc).__name__}: {detail}"
 
 
 def _mask_only(target: Target) -> bool:

@@ -348,3 +348,17 @@ def test_reidentification_threshold_named_ids_and_one_id_per_round(make_engine):
     strict.submit_frame(frame())
     strict.handle(Instruction("a"))
     assert strict.handle(Instruction("near")).reidentified == []
+
+
+def test_a_failing_seed_keeps_the_round_and_says_the_object_is_not_tracked(tracked):
+    engine, tracker, _ = tracked(mask_target(SQUARE))
+
+    def explode(*_):
+        raise ValueError("no room")
+
+    tracker.seed = explode
+    engine.submit_frame(frame())
+    result = engine.handle(Instruction("a"))
+    assert result.ok and result.objects[0].object_id == 1
+    assert "object 1 is not tracked: seeding failed (ValueError: no room)" in result.warnings
+    assert engine.tracked == [] and engine.tracking_errors == 1
