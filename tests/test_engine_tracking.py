@@ -271,6 +271,12 @@ def test_a_round_waits_for_the_running_tracking_step_and_tracking_yields_to_it(t
     stepping.join(10)
     round_thread.join(10)
     assert results[0].ok and [t.object_id for t in engine.tracked] == [1, 2]
+    # a round that waits for the tracker (here: marked by hand) makes the tracking loop skip its turn
+    engine.submit_frame(frame(stamp_ns=2 * S))
+    engine._rounds_waiting += 1
+    assert engine.track_newest(force=True) is None
+    engine._rounds_waiting -= 1
+    assert engine.track_newest(force=True).stamp_ns == 2 * S
 
 
 def test_tracking_continues_while_the_reasoner_thinks(tracked):
@@ -362,3 +368,14 @@ def test_a_failing_seed_keeps_the_round_and_says_the_object_is_not_tracked(track
     assert result.ok and result.objects[0].object_id == 1
     assert "object 1 is not tracked: seeding failed (ValueError: no room)" in result.warnings
     assert engine.tracked == [] and engine.tracking_errors == 1
+
+
+def test_an_object_out_of_sight_is_not_reidentified_from_where_it_was_last_seen(tracked):
+    engine, tracker, _ = tracked(mask_target(SQUARE), mask_target(SQUARE, "something there"), velocity=(0, 0))
+    engine.submit_frame(frame(stamp_ns=0))
+    engine.handle(Instruction("the square"))
+    tracker.hidden.add(1)
+    engine.submit_frame(frame(stamp_ns=S))
+    # the tracker does not see object 1: what is segmented where it was is not known to be it
+    result = engine.handle(Instruction("something there"))
+    assert result.reidentified == [] and result.objects[0].object_id == 2
