@@ -226,11 +226,13 @@ class DialogueMemory:
                     outcome.missing.append(object_id)
                     continue
                 unseen_ns = stamp_ns - last_seen_ns(obj)
-                status = "occluded" if unseen_ns < lost_after_ns else "lost"
+                forgotten = unseen_ns >= forget_after_ns
+                # a forgotten object is lost, even when forget_after_s is set below lost_after_s
+                status = "occluded" if unseen_ns < lost_after_ns and not forgotten else "lost"
                 since = status_since_ns(obj) if obj.status == status else stamp_ns
                 updated = replace(obj, status=status, status_since_ns=since)
                 state.objects[object_id] = outcome.objects[object_id] = updated
-                if unseen_ns >= forget_after_ns:
+                if forgotten:
                     outcome.forgotten.append(object_id)
         return outcome
 

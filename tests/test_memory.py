@@ -192,3 +192,10 @@ def test_live_state_survives_json():
     live(memory, 1.5, unseen=[1])
     restored = DialogueMemory.from_json(memory.to_json())
     assert restored.view("s").objects == memory.view("s").objects
+
+
+def test_a_forgotten_object_is_lost_even_before_lost_after():
+    memory = DialogueMemory()
+    memory.record("s", "a", "", [obj("mug")], [], 0)
+    assert live(memory, 1.0, unseen=[1], lost_after_s=5.0, forget_after_s=1.0).forgotten == [1]
+    assert memory.view("s").get(1).status == "lost"
