@@ -424,7 +424,9 @@ class Engine:
             latency = (self._clock() - start) * 1000.0
             return TrackStep(frame.stamp_ns, frame.frame_id, frame.size, (), latency, (), error)
         self.tracking_steps += 1
-        warnings: list[str] = []
+        # a backend may have something to say about the frame (optional method, e.g. the flow tracker's)
+        pop_warnings = getattr(self.tracker, "pop_warnings", None)
+        warnings: list[str] = list(pop_warnings()) if callable(pop_warnings) else []
         by_session: dict[str, tuple[dict[int, Sighting], list[int]]] = {}
         for (session, object_id), track in self._tracks.items():
             seen, unseen = by_session.setdefault(session, ({}, []))

@@ -25,7 +25,7 @@ import pytest
 from helpers import frame, targets
 from tracking_doubles import S, ShiftTracker, shift, square
 
-from reasonseg_ros.masks import decode_rle
+from reasonseg_ros.masks import decode_rle, mask_to_box
 from reasonseg_ros.messages import round_to_dict
 from reasonseg_ros.reasoner.prompt import PromptReasoner
 from reasonseg_ros.types import Instruction, Prompt, ReasonerOutput, Target
@@ -379,3 +379,44 @@ def test_an_object_out_of_sight_is_not_reidentified_from_where_it_was_last_seen(
     # the tracker does not see object 1: what is segmented where it was is not known to be it
     result = engine.handle(Instruction("something there"))
     assert result.reidentified == [] and result.objects[0].object_id == 2
+
+
+# -- the flow backend (tracker/flow.py) on a moving object ------------------------------------------
+
+
+def moving_scene(k, size=(240, 320), side=60, start=(40, 60), velocity=(4, 2)):
+    """Frame ``k``: a textured square moving by ``velocity`` px per frame over another texture; and its mask."""
+    rng = np.random.default_rng(0)
+    background = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
+    patch = np.random.default_rng(1).integers(0, 256, (side, side, 3), dtype=np.uint8)
+    x, y = start[0] + velocity[0] * k, start[1] + velocity[1] * k
+    image = background.copy()
+    image[y : y + side, x : x + side] = patch
+    return image, square(size, x, y, side, side)
+
+
+def test_flow_backend_follows_a_moving_object_and_a_reference_is_prompted_where_it_is(make_engine, segmenter):
+    pytest.importorskip("cv2", reason="the cv extra is not installed")
+    pytest.importorskip("reasonseg_ros.tracker.flow", reason="the flow tracker is not in this tree")
+    from reasonseg_ros.masks import box_iou, mask_iou
+    from reasonseg_ros.types import Frame
+
+    spy = Spy(segmenter)
+    image, truth = moving_scene(0)
+    engine = make_engine(
+        {"tracking.backend": "flow"}, segmenter=spy, reasoner=Answers(mask_target(truth), targets({"object_id": 1}))
+    )
+    engine.submit_frame(Frame(image, 0, "camera"))
+    assert engine.handle(Instruction("the square")).ok
+    ious = []
+    for k in range(1, 21):
+        image, truth = moving_scene(k)
+        engine.submit_frame(Frame(image, k * S // 10, "camera"))
+        (obj,) = engine.track_newest(force=True).objects
+        assert obj.status == "visible"
+        ious.append(mask_iou(obj.mask, truth))
+    assert min(ious) >= 0.95, ious  # against the drawn square (measured: 1.0 on every frame)
+    # 20 frames later the square has moved by (80, 40): the stored box would miss it (IoU 0.0)
+    assert box_iou((40, 60, 100, 120), mask_to_box(truth)) == 0.0
+    again = engine.handle(Instruction("it again"))
+    assert again.ok and box_iou(spy.prompts[-1][0].box, mask_to_box(truth)) >= 0.85
