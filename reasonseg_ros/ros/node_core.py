@@ -225,9 +225,12 @@ class NodeCore:
 
     # -- tracking thread -----------------------------------------------------------------------
 
-    def track_once(self) -> TrackStep | None:
-        """One tracking step on the newest frame when one is due; publishes it. None when no step ran."""
-        step = self.engine.track_newest()
+    def track_once(self, force: bool = False) -> TrackStep | None:
+        """One tracking step on the newest frame when one is due; publishes it. None when no step ran.
+
+        ``force``: as :meth:`Engine.track_newest` (deterministic replay steps every frame).
+        """
+        step = self.engine.track_newest(force=force)
         if step is not None:
             self.publish_tracks(step)
         return step
