@@ -24,9 +24,8 @@ pipeline without a language model. The instruction is JSON::
      "reply": "optional text"}
 
 or just the list of targets. Coordinates are pixels of the image. A target
-naming ``object_id`` re-segments a remembered object, prompted by its box in
-memory (with tracking on, where it is now) unless the target gives a box or
-points of its own.
+naming ``object_id`` re-segments a remembered object, prompted by its stored
+box unless the target gives a box or points of its own.
 """
 
 from __future__ import annotations
