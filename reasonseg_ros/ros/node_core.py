@@ -230,7 +230,8 @@ class NodeCore:
 
         ``force``: as :meth:`Engine.track_newest` (deterministic replay steps every frame).
         """
-        step = self.engine.track_newest(force=force)
+        engine = self.engine
+        step = engine.track_newest(force=force) if engine is not None else None
         if step is not None:
             self.publish_tracks(step)
         return step
@@ -241,17 +242,18 @@ class NodeCore:
         Never dies of one bad step: a failure is counted and logged, and the
         loop goes on with the next frame.
         """
-        if self.engine.tracker is None:
-            return
-        poll_s = 0.2 / self.engine.config.tracking.rate_hz  # no step (no new frame, a round busy): look again soon
         while not stop.is_set():
+            engine = self.engine  # None while the models are not loaded
+            if engine is not None and engine.tracker is None:
+                return
+            poll_s = 0.2 / engine.config.tracking.rate_hz if engine else 0.1  # no step now: look again soon
             try:
                 step = self.track_once()
             except Exception as exc:  # publishing failed: keep the loop
                 step = None
                 self.tracking_counters["tracking_errors"] += 1
                 self._tracking_error(f"publishing tracks failed: {type(exc).__name__}: {exc}")
-            stop.wait(self.engine.seconds_to_next_step() if step is not None else poll_s)
+            stop.wait(engine.seconds_to_next_step() if step is not None and engine else poll_s)
 
     def publish_tracks(self, step: TrackStep) -> None:
         """``tracks/masks`` and ``tracks/detections`` of a step; a failed step is counted and publishes nothing.
@@ -397,12 +399,13 @@ class NodeCore:
 
     def tracking_status(self) -> dict[str, str]:
         """The tracking part of ``/diagnostics`` (empty when tracking is off)."""
-        tracker = self.engine.tracker
+        engine = self.engine
+        tracker = getattr(engine, "tracker", None)
         if tracker is None:
             return {}
         values = {"tracker": getattr(tracker, "name", "?")}
         values.update({k: str(v) for k, v in self.tracking_counters.items()})
-        values["tracker_failures"] = str(self.engine.tracking_errors)  # steps and seeds, rounds included
+        values["tracker_failures"] = str(engine.tracking_errors)  # steps and seeds, rounds included
         stamps = self._track_stamps
         if len(stamps) >= 2 and stamps[-1] > stamps[0]:
             values["tracking_rate_hz"] = f"{(len(stamps) - 1) * 1e9 / (stamps[-1] - stamps[0]):.1f}"
