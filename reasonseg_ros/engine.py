@@ -185,7 +185,7 @@ class Engine:
         session = instruction.session
 
         if self.tracker is not None:
-            with self._stage("track", result), self._tracking_priority():
+            with self._tracking_priority(result), self._stage("track", result):
                 self._catch_up(buffered, session, result)
 
         view = self.memory.view(session, now_ns=frame.stamp_ns)
@@ -194,7 +194,7 @@ class Engine:
         result.reply, result.raw_output, result.prompt = answer.reply, answer.raw_output, answer.prompt
         result.warnings.extend(answer.warnings)
         _warn_unseen_references(answer.targets, view, result)
-        with self._tracking_priority():
+        with self._tracking_priority(result):
             self._segment_and_record(buffered, instruction, answer.targets, list(answer.rejections), result)
 
     def _segment_and_record(
@@ -374,12 +374,19 @@ class Engine:
         return list(self._tracks.values())
 
     @contextmanager
-    def _tracking_priority(self) -> Iterator[None]:
-        """Hold the tracker for a round: tracking skips its turns meanwhile; waits for one running step at most."""
+    def _tracking_priority(self, result: RoundResult | None = None) -> Iterator[None]:
+        """Hold the tracker for a round: tracking skips its turns meanwhile; waits for one running step at most.
+
+        The wait is added to ``result.timings_ms["tracker_wait"]``.
+        """
         with self._waiting_lock:
             self._rounds_waiting += 1
         try:
+            start = self._clock()
             with self._track_lock:
+                if result is not None and self.tracker is not None:
+                    waited = (self._clock() - start) * 1000.0
+                    result.timings_ms["tracker_wait"] = result.timings_ms.get("tracker_wait", 0.0) + waited
                 yield
         finally:
             with self._waiting_lock:
