@@ -271,6 +271,7 @@ def test_a_round_waits_for_the_running_tracking_step_and_tracking_yields_to_it(t
     stepping.join(10)
     round_thread.join(10)
     assert results[0].ok and [t.object_id for t in engine.tracked] == [1, 2]
+    assert results[0].timings_ms["tracker_wait"] > 0.0  # the wait is reported
     # a round that waits for the tracker (here: marked by hand) makes the tracking loop skip its turn
     engine.submit_frame(frame(stamp_ns=2 * S))
     engine._rounds_waiting += 1
