@@ -12,7 +12,7 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Round latency with tracking on at camera rate vs off: how much longer does a round wait?
+"""Round latency with tracking on at camera rate vs off: how much longer a round waits.
 
 A camera thread submits 320×240 frames at ``--camera-hz``; with tracking on, a
 tracking thread runs ``NodeCore.run_tracking`` at ``tracking.rate_hz`` with a
@@ -75,7 +75,7 @@ class SleepTracker:
 
 
 class Reasoner:
-    """ "seed": 5 squares given as masks (no SAM: random weights may find nothing); else every object by id."""
+    """Answer "seed" with 5 squares given as masks (random SAM weights may find nothing), else every object by id."""
 
     name = "benchmark script"
 
