@@ -291,7 +291,7 @@ class Engine:
         if self.tracker is not None and objects:
             with self._stage("seed", result):
                 try:
-                    self._seed(instruction.session, frame, objects, [m for _, m in found], result)
+                    self._seed(instruction.session, buffered, objects, [m for _, m in found], result)
                 except Exception as exc:  # the round is stored: a tracker failure must not turn it into an error
                     self.tracking_errors += 1
                     result.warnings.append(f"tracking could not follow this round's objects: {_describe(exc)}")
@@ -506,10 +506,16 @@ class Engine:
         return TrackStep(frame.stamp_ns, frame.frame_id, frame.size, objects, latency_ms, tuple(warnings))
 
     def _seed(
-        self, session: str, frame: Frame, objects: list[SegmentedObject], masks: list[np.ndarray], result: RoundResult
+        self,
+        session: str,
+        buffered: BufferedFrame,
+        objects: list[SegmentedObject],
+        masks: list[np.ndarray],
+        result: RoundResult,
     ) -> None:
         """Start (or restart) following each object a round segmented, from its mask on the round's frame."""
         assert self.tracker is not None
+        frame = buffered.frame
         if self._track_size is not None and self._track_size != frame.size and self._tracks:
             result.warnings.extend(self._resize(frame))
         self._track_size = frame.size
@@ -541,14 +547,7 @@ class Engine:
             track.box, track.mask = obj.box, mask
             self._tracks[key] = track  # newest reference last
         # the seeded frame counts as tracked: the next step must be on a newer one
-        self._last_step_serial = max(self._last_step_serial, self._serial_of(frame))
-
-    def _serial_of(self, frame: Frame) -> int:
-        with self._frames_ready:
-            for buffered in self._frames:
-                if buffered.frame is frame:
-                    return buffered.serial
-        return -1
+        self._last_step_serial = max(self._last_step_serial, buffered.serial)
 
     def _resize(self, frame: Frame) -> list[str]:
         """The camera's resolution changed: re-seed visible tracks from their masks scaled to it, drop the rest."""
