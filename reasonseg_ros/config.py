@@ -344,6 +344,8 @@ class MemoryConfig:
     """Objects kept per session (least recently segmented evicted)."""
     max_sessions: int = ranged(16, low=1)
     """Sessions kept (least recently used evicted)."""
+    reidentify_iou: float | None = ranged(0.5, low=0.0, high=1.0, low_open=True)
+    """A new mask overlapping a remembered object's current mask by this IoU takes that object's id (null: off)."""
 
 
 @dataclass

@@ -23,7 +23,9 @@ without ROS.
 
 Threads: ``on_image`` and ``on_instruction`` run in subscription callbacks
 and return at once; ``process_next`` runs on the worker thread and is the
-only caller of the engine's ``handle``.
+only caller of the engine's ``handle``; ``run_tracking`` runs on a tracking
+thread and publishes every remembered object on the newest frame
+(``tracks/masks``, ``tracks/detections``) at ``tracking.rate_hz``.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ from reasonseg_ros.messages import (
 )
 from reasonseg_ros.messages.result_json import readable_envelope_id
 from reasonseg_ros.overlay import draw_overlay
-from reasonseg_ros.types import Frame, Instruction, RoundResult
+from reasonseg_ros.types import Frame, Instruction, RoundResult, TrackStep
 
 Publish = Callable[[Any], None]
 SKIP_REASON_BYTES = 512
@@ -77,6 +79,16 @@ class Outputs:
     """mono16 label image of every tracked object on the tracked frame, at tracking rate."""
     tracks_detections: Publish | None = None
     """Detection2DArray of every tracked object (id = object id, score = track score), at tracking rate."""
+
+
+@dataclass(frozen=True)
+class TrackDetection:
+    """What ``objects_to_detections`` reads, for a tracked object (``object_id`` may be ``"session/id"``)."""
+
+    object_id: int | str
+    label: str
+    box: tuple[float, float, float, float]
+    score: float
 
 
 @dataclass(frozen=True)
@@ -124,6 +136,13 @@ class NodeCore:
         """Count of skipped frames per reason (at most :data:`MAX_SKIP_REASONS` reasons, then "other")."""
         self._id_prefix = f"auto-{secrets.token_hex(3)}"
         self._ids_made = 0
+        self._track_latencies: deque[float] = deque(maxlen=self.config.latency_window)
+        self._track_stamps: deque[int] = deque(maxlen=self.config.latency_window)
+        self._last_track: TrackStep | None = None
+        self.tracking_counters = {"tracking_steps": 0, "tracking_errors": 0}
+        self.last_tracking_error = ""
+        self.last_tracking_warning = ""
+        self._tracking_failing = False
 
     # -- subscription callbacks: return at once -------------------------------------------------
 
@@ -245,6 +264,83 @@ class NodeCore:
         with self._ready:
             return len(self._queue)
 
+    # -- tracking thread -----------------------------------------------------------------------
+
+    def track_once(self, force: bool = False) -> TrackStep | None:
+        """One tracking step on the newest frame when one is due; publishes it. None when no step ran.
+
+        ``force``: as :meth:`Engine.track_newest` (deterministic replay steps every frame).
+        """
+        engine = self.engine
+        step = engine.track_newest(force=force) if engine is not None else None
+        if step is not None:
+            self.publish_tracks(step)
+        return step
+
+    def run_tracking(self, stop: threading.Event) -> None:
+        """The tracking thread's loop at ``tracking.rate_hz``; returns at once when tracking is off.
+
+        Never dies of one bad step: a failure is counted and logged, and the
+        loop goes on with the next frame.
+        """
+        while not stop.is_set():
+            engine = self.engine  # None while the models are not loaded
+            if engine is not None and engine.tracker is None:
+                return
+            poll_s = 0.2 / engine.config.tracking.rate_hz if engine else 0.1  # no step now: look again soon
+            try:
+                step = self.track_once()
+            except Exception as exc:  # publishing failed: keep the loop
+                step = None
+                self.tracking_counters["tracking_errors"] += 1
+                self._tracking_error(f"publishing tracks failed: {type(exc).__name__}: {exc}")
+            stop.wait(engine.seconds_to_next_step() if step is not None and engine else poll_s)
+
+    def publish_tracks(self, step: TrackStep) -> None:
+        """``tracks/masks`` and ``tracks/detections`` of a step; a failed step is counted and publishes nothing.
+
+        The label image holds the objects of ``node.default_session`` (ids are
+        per session, so only one session's fit one image); the detections hold
+        every visible object, with id ``"<id>"`` in the default session and
+        ``"<session>/<id>"`` in others.
+        """
+        for warning in step.warnings:
+            self.last_tracking_warning = warning
+            self._log("warn", warning)
+        self._tracking_failing = bool(step.error)
+        if step.error:
+            self.tracking_counters["tracking_errors"] += 1
+            self._tracking_error(f"tracking step failed: {step.error}")
+            return
+        self.tracking_counters["tracking_steps"] += 1
+        self._last_track = step
+        self._track_latencies.append(step.latency_ms)
+        self._track_stamps.append(step.stamp_ns)
+        out = self.outputs
+        header = self.header(step.stamp_ns, step.frame_id or self.camera_frame_id)
+        visible = [o for o in step.objects if o.mask is not None and o.box is not None]
+        if out.tracks_masks:
+            mine = [o for o in visible if o.session == self.config.default_session]
+            masks = np.stack([o.mask for o in mine]) if mine else np.zeros((0, *step.image_size), dtype=bool)
+            labels = label_image(masks, [o.object_id for o in mine])
+            out.tracks_masks(label_image_to_msg(self.types["sensor_msgs/msg/Image"], header, labels, self._wrap_data))
+        if out.tracks_detections:
+            entries = [
+                TrackDetection(
+                    o.object_id if o.session == self.config.default_session else f"{o.session}/{o.object_id}",
+                    o.label,
+                    o.box,  # type: ignore[arg-type]
+                    o.score,
+                )
+                for o in visible
+            ]
+            out.tracks_detections(objects_to_detections(self.types, header, entries))  # type: ignore[arg-type]
+
+    def _tracking_error(self, message: str) -> None:
+        if message != self.last_tracking_error:  # once per kind of failure, not at tracking rate
+            self._log("warn", message)
+        self.last_tracking_error = message
+
     # -- publishing ----------------------------------------------------------------------------
 
     def publish(self, result: RoundResult) -> None:
@@ -305,6 +401,8 @@ class NodeCore:
             return 1, f"last error: {self.last_error}"
         if not self.counters["frames_received"]:
             return 1, "no camera frame received yet"
+        if self._tracking_failing:
+            return 1, f"tracking: {self.last_tracking_error}"
         return 0, "running"
 
     def diagnostics(self, stamp_ns: int, name: str) -> Any:
@@ -328,8 +426,35 @@ class NodeCore:
             "last_error": self.last_error,
         }
         values.update({k: str(v) for k, v in self.counters.items()})
-        for name, window in (("round_latency_ms", self._latencies), ("frame_age_ms", self._frame_ages)):
+        windows = (
+            ("round_latency_ms", self._latencies),
+            ("frame_age_ms", self._frame_ages),
+            ("tracking_latency_ms", self._track_latencies),
+        )
+        for name, window in windows:
             if window:
                 p50, p95 = np.percentile(np.fromiter(window, dtype=float), [50, 95])
                 values[f"{name}_p50"], values[f"{name}_p95"] = f"{p50:.1f}", f"{p95:.1f}"
+        values.update(self.tracking_status())
+        return values
+
+    def tracking_status(self) -> dict[str, str]:
+        """The tracking part of ``/diagnostics`` (empty when tracking is off)."""
+        engine = self.engine
+        tracker = getattr(engine, "tracker", None)
+        if tracker is None:
+            return {}
+        values = {"tracker": getattr(tracker, "name", "?")}
+        values.update({k: str(v) for k, v in self.tracking_counters.items()})
+        values["tracker_failures"] = str(engine.tracking_errors)  # steps and seeds, rounds included
+        stamps = self._track_stamps
+        if len(stamps) >= 2 and stamps[-1] > stamps[0]:
+            values["tracking_rate_hz"] = f"{(len(stamps) - 1) * 1e9 / (stamps[-1] - stamps[0]):.1f}"
+        counts = {"visible": 0, "occluded": 0, "lost": 0}
+        for obj in self._last_track.objects if self._last_track else ():
+            counts[obj.status] += 1
+        values["objects_tracked"] = str(sum(counts.values()))
+        values.update({f"objects_{status}": str(n) for status, n in counts.items()})
+        values["last_tracking_error"] = self.last_tracking_error
+        values["last_tracking_warning"] = self.last_tracking_warning
         return values
