@@ -85,14 +85,14 @@ GOOD = {"size": [2, 2], "counts": [4]}
         ({"type": "frame", "stamp_ns": 0, "objects": [{"object_id": 0, "mask": GOOD}]}, "positive integer"),
         ({"type": "frame", "stamp_ns": 0, "objects": [{"object_id": 1}]}, "'object_id' and 'mask'"),
         ({"type": "frame", "stamp_ns": 0, "objects": [{"object_id": 1, "mask": GOOD}] * 2}, "appears twice"),
-        ({"type": "frame", "stamp_ns": 0, "objects": [{"object_id": 1, "mask": {"size": [2, 2]}}]}, "an RLE"),
+        ({"type": "frame", "stamp_ns": 0, "objects": [{"object_id": 1, "mask": {"size": [2, 2]}}]}, "must be an RLE"),
         (
             {"type": "frame", "stamp_ns": 0, "objects": [{"object_id": 1, "mask": {"size": [2, 2], "counts": [3]}}]},
-            "summing to h × w",
+            "cover 3 pixels, not h × w = 4",
         ),
         (
             {"type": "frame", "stamp_ns": 0, "objects": [{"object_id": 1, "mask": {"size": [0, 2], "counts": []}}]},
-            "positive h and w",
+            "positive integers",
         ),
         (
             {"type": "frame", "stamp_ns": 0, "objects": [{"object_id": 1, "mask": {"size": [2, 2], "counts": 7}}]},

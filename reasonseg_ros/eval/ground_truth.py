@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reasonseg_ros.masks import check_rle
 from reasonseg_ros.types import RLE
 
 FILE_NAME = "ground_truth.jsonl"
@@ -171,24 +172,10 @@ def parse_record(data: Any, where: str) -> GroundTruth:
 
 
 def _rle(value: Any, where: str) -> RLE:
-    if not (
-        isinstance(value, dict)
-        and "size" in value
-        and "counts" in value
-        and isinstance(value["size"], list)
-        and len(value["size"]) == 2
-        and all(_is_count(v) and v > 0 for v in value["size"])
-    ):
-        raise ValueError(f"{where}: a mask must be an RLE {{'size': [h, w], 'counts': ...}} with positive h and w")
-    size = [int(v) for v in value["size"]]
-    counts = value["counts"]
-    if isinstance(counts, list):
-        # Uncompressed COCO counts: runs that must cover the image exactly.
-        if not all(_is_count(c) for c in counts) or sum(counts) != size[0] * size[1]:
-            raise ValueError(f"{where}: uncompressed RLE counts must be non-negative runs summing to h × w")
-    elif not isinstance(counts, str):
-        raise ValueError(f"{where}: RLE 'counts' must be a string (compressed) or a list of runs")
-    return {"size": size, "counts": counts}
+    try:
+        return check_rle(value)
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
 
 
 def read_jsonl(path: str | Path) -> list[GroundTruth]:
