@@ -107,6 +107,7 @@ def render_markdown(run: ReplayRun, plots: list[str]) -> str:
         + (f" (last reason: {r['last_skip_reason']})" if r["frames_skipped"] else "")
         + f"; instructions dropped by the queue: {r['instructions_dropped']}.",
         "",
+        *tracking_section(m.get("tracking")),
         "## Mismatches and errors",
         "",
     ]
@@ -150,7 +151,54 @@ def write_plots(run: ReplayRun, out_dir: Path) -> list[Path]:
         axis.set_xscale("symlog", linthresh=1.0)
         axis.legend(fontsize=7)
     paths.append(_save(figure, out_dir / "latency_cdf.png", plt))
+    if run.metrics.get("tracking"):
+        paths.append(plot_tracking(run.metrics["tracking"], out_dir / "tracking_iou_over_time.png", plt, title_suffix))
     return paths
+
+
+def tracking_section(tracking: dict[str, Any] | None) -> list[str]:
+    """The report's tracking tables (J, F, J&F per object; DAVIS definitions), empty when tracking was off."""
+    if not tracking:
+        return []
+    latency = tracking["latency_ms"]
+    lines = [
+        "## Tracking",
+        "",
+        f"Mode {tracking['mode']}: {tracking['steps']} tracking steps ({tracking['step_errors']} failed), "
+        f"step latency p50 / p95 {_fmt(latency.get('p50'), 2)} / {_fmt(latency.get('p95'), 2)} ms. "
+        "J is region IoU, F the boundary F-measure (tolerance "
+        f"{tracking['bound_th']:g} of the image diagonal), both DAVIS definitions; frames after each object's "
+        "seed round are scored.",
+        "",
+        "| object | label | frames | J | F | J&F | lost while visible |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for key, obj in tracking["per_object"].items():
+        lines.append(
+            f"| {key} | {obj['label']} | {obj['frames']} | {_fmt(obj['J'])} | {_fmt(obj['F'])} | "
+            f"{_fmt(obj['J&F'])} | {_fmt(obj['lost_while_visible'])} |"
+        )
+    lines += [
+        f"| **mean** | | {tracking['frames_scored']} | {_fmt(tracking['J'])} | {_fmt(tracking['F'])} | "
+        f"{_fmt(tracking['J&F'])} | {_fmt(tracking['lost_while_visible'])} |",
+        "",
+        f"Reported occluded while in sight: {_fmt(tracking['occluded_while_visible'])} of the frames.",
+        "",
+    ]
+    return lines
+
+
+def plot_tracking(tracking: dict[str, Any], path: Path, plt: Any, title_suffix: str = "") -> Path:
+    """IoU (J) over time per tracked object, on the bag's clock."""
+    figure, axis = plt.subplots(figsize=(7, 4))
+    for key, obj in tracking["per_object"].items():
+        if obj["iou_over_time"]:
+            stamps, ious = zip(*obj["iou_over_time"], strict=True)
+            axis.plot(np.asarray(stamps) / 1e9, ious, marker=".", markersize=3, label=f"{key} {obj['label']}")
+    axis.set(xlabel="frame stamp (s)", ylabel="J (IoU)", ylim=(-0.02, 1.02), title="IoU over time" + title_suffix)
+    if tracking["per_object"]:
+        axis.legend(fontsize=7, loc="lower left")
+    return _save(figure, path, plt)
 
 
 def _save(figure: Any, path: Path, plt: Any) -> Path:

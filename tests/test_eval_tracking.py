@@ -1,0 +1,219 @@
+# Copyright 2026 reasonseg_ros maintainers
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""Tracking evaluation: scoring rules on hand-made steps, and bag replay with a stand-in tracker."""
+
+import json
+import time
+
+import numpy as np
+import pytest
+
+from reasonseg_ros.config import load_config
+from reasonseg_ros.eval.ground_truth import FrameTruth, GroundTruth, ObjectTruth
+from reasonseg_ros.eval.metrics import boundary_measure
+from reasonseg_ros.eval.track_eval import RecordedStep, score_tracking
+from reasonseg_ros.masks import decode_rle, encode_rle, mask_to_box
+from reasonseg_ros.types import TrackedObject, TrackStep
+
+
+def square(x, y, side=3, shape=(10, 10)):
+    mask = np.zeros(shape, dtype=bool)
+    mask[y : y + side, x : x + side] = True
+    return mask
+
+
+def truth(stamp, x):
+    return FrameTruth("s", stamp, (ObjectTruth(7, "cup", encode_rle(square(x, 2))),))
+
+
+def result(stamp, mask, object_id=1):
+    return {
+        "ok": True,
+        "session": "s",
+        "frame": {"stamp_ns": stamp},
+        "objects": [{"id": object_id, "mask": encode_rle(mask)}],
+    }
+
+
+def step(stamp, mask, available=None, status="visible", object_id=1):
+    rle = None if mask is None else encode_rle(mask)
+    return RecordedStep(stamp if available is None else available, stamp, 2.0, None, {("s", object_id): (status, rle)})
+
+
+FRAMES = [truth(0, 1), truth(10, 2), truth(20, 3), truth(30, 4)]  # the cup moves one pixel right per frame
+
+
+def test_deterministic_scores_each_frame_against_its_own_step_after_the_seed():
+    steps = [step(0, None), step(10, square(2, 2)), step(20, square(2, 2)), step(30, None, status="lost")]
+    summary, problems = score_tracking(steps, FRAMES, [(result(0, square(1, 2)), None)], "deterministic")
+    assert problems == []
+    cup = summary["per_object"]["s/7"]
+    # The seed frame (0) is not scored; frame 10 exact; frame 20 one pixel behind: IoU 6/12; frame 30 lost: 0.
+    assert cup["iou_over_time"] == [[10, 1.0], [20, 0.5], [30, 0.0]]
+    assert cup["J"] == pytest.approx(0.5)
+    f_20 = boundary_measure(square(3, 2), square(2, 2))
+    assert cup["F"] == pytest.approx((1.0 + f_20 + 0.0) / 3)
+    assert cup["lost_while_visible"] == pytest.approx(1 / 3)
+    assert summary["J&F"] == pytest.approx((cup["J"] + cup["F"]) / 2)
+    assert summary["steps"] == 4 and summary["latency_ms"]["p50"] == 2.0
+
+
+def test_realtime_scores_the_newest_step_available_when_the_frame_arrived():
+    # Steps on frames 0 and 20 finish 5 ns after their frame: frame 10 sees step 0, 20 sees 0, 30 sees 20.
+    steps = [step(0, square(1, 2), available=5), step(20, square(3, 2), available=25)]
+    summary, _ = score_tracking(steps, FRAMES, [(result(0, square(1, 2)), None)], "realtime")
+    # frame 10 (x=2) vs x=1: 6/12; frame 20 (x=3) vs x=1: 3/15; frame 30 (x=4) vs step 20 (x=3): 6/12.
+    assert summary["per_object"]["s/7"]["iou_over_time"] == [[10, 0.5], [20, 0.2], [30, 0.5]]
+    assert summary["mode"] == "realtime"
+
+
+def test_link_falls_back_to_the_instruction_ground_truth_and_lists_unseeded_objects():
+    frames = [
+        FrameTruth(
+            "s", t, (ObjectTruth(7, "cup", encode_rle(square(1, 2))), ObjectTruth(8, "mug", encode_rle(square(6, 6))))
+        )
+        for t in (0, 10)
+    ]
+    garbage = square(0, 7, side=2)  # a poor mask: overlaps nothing
+    record = GroundTruth(0, "s", 0, "the cup", (("cup", encode_rle(square(1, 2))),))
+    steps = [step(10, square(1, 2), object_id=4)]
+    summary, problems = score_tracking(steps, frames, [(result(0, garbage, object_id=4), record)], "deterministic")
+    assert summary["per_object"]["s/7"]["J"] == 1.0
+    assert "s/8" not in summary["per_object"]
+    assert problems == ["ground-truth object 8 of session 's' was never segmented: not scored"]
+    # Without the instruction's ground truth the poor mask links nothing.
+    summary, problems = score_tracking(steps, frames, [(result(0, garbage, object_id=4), None)], "deterministic")
+    assert summary["objects"] == 0 and len(problems) == 2
+
+
+def test_a_missing_object_and_a_wrong_size_count_as_empty():
+    steps = [step(10, square(1, 2, shape=(5, 5)))]
+    summary, problems = score_tracking(steps, FRAMES[:2], [(result(0, square(1, 2)), None)], "deterministic")
+    assert summary["per_object"]["s/7"]["J"] == 0.0
+    assert any("vs ground truth" in p for p in problems)
+
+
+# -- replay with a stand-in tracker -----------------------------------------------------------
+
+pytest.importorskip("rosbags", reason="the eval extra (rosbags) is not installed")
+pytest.importorskip("torch", reason="the torch extra is not installed")
+
+from reasonseg_ros.engine import Engine  # noqa: E402
+from reasonseg_ros.eval.demo_bag import DIALOGUE, FRAME_PERIOD_NS, render, write_demo_bag  # noqa: E402
+from reasonseg_ros.eval.replay import ReplayOptions, replay  # noqa: E402
+from reasonseg_ros.eval.report import write_report  # noqa: E402
+
+TINY = {"segmenter.model_type": "vit_tiny", "segmenter.random_weights": True, "reasoner.backend": "oracle"}
+
+
+class SceneTracker:
+    """Stands in for ``Engine.track_newest``: reports each remembered object where the scene says it is.
+
+    It knows which shape an engine id is from the dialogue (round text -> shapes, in order), not
+    from the evaluation's own linking, and reads the shape's exact mask from the demo's renderer.
+    ``frozen`` reports the mask stored when the object was segmented instead (a memory without
+    tracking); ``lost`` reports every object lost.
+    """
+
+    def __init__(self, mode="truth"):
+        self.mode = mode
+        self.last = None
+
+    def __call__(self, engine, force=False):
+        if not engine._frames:
+            return None
+        now = time.perf_counter()
+        if not force and self.last is not None and now - self.last < 1.0 / engine.config.tracking.rate_hz:
+            return None
+        self.last = now
+        frame = engine._frames[-1].frame
+        _, masks = render(frame.stamp_ns // FRAME_PERIOD_NS)
+        objects = []
+        for session in engine.memory.sessions():
+            view = engine.memory.view(session)
+            shape_of = {}
+            for memory_round in view.rounds:
+                turn = next(t for t in DIALOGUE if (t.session, t.text) == (session, memory_round.instruction))
+                if len(turn.shapes) == len(memory_round.object_ids):
+                    shape_of.update(zip(memory_round.object_ids, turn.shapes, strict=True))
+            for obj in view.objects:
+                mask = decode_rle(obj.rle) if self.mode == "frozen" else masks[shape_of[obj.object_id]]
+                status = "lost" if self.mode == "lost" else "visible"
+                shown = mask if status == "visible" else None
+                objects.append(
+                    TrackedObject(
+                        session,
+                        obj.object_id,
+                        obj.label,
+                        status,
+                        1.0,
+                        mask_to_box(mask) if shown is not None else None,
+                        shown,
+                    )
+                )
+        return TrackStep(frame.stamp_ns, frame.frame_id, frame.size, tuple(objects), latency_ms=1.0 + len(objects))
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    return write_demo_bag(tmp_path_factory.mktemp("bags") / "demo", frames=35)
+
+
+def run(demo, out, monkeypatch, mode="truth", replay_mode="deterministic", **overrides):
+    tracker = SceneTracker(mode)
+    monkeypatch.setattr(Engine, "track_newest", lambda self, force=False: tracker(self, force), raising=False)
+    config = load_config(None, {**TINY, "tracking.backend": "flow", **overrides})
+    return replay(demo, config, out, ReplayOptions(mode=replay_mode, rate=4.0, progress=False))
+
+
+def test_replay_with_a_perfect_tracker_scores_one(demo, tmp_path, monkeypatch):
+    tracking = run(demo, tmp_path, monkeypatch).metrics["tracking"]
+    # demo session: square, circle, both circles (all four linked to 3 truth objects); other: the triangle.
+    assert set(tracking["per_object"]) == {"demo/1", "demo/2", "demo/4", "other/3"}
+    assert tracking["J"] == 1.0 and tracking["F"] == 1.0 and tracking["J&F"] == 1.0
+    assert tracking["lost_while_visible"] == 0.0
+    square = tracking["per_object"]["demo/1"]
+    assert [t for t, _ in square["iou_over_time"]] == [f * FRAME_PERIOD_NS for f in range(6, 35)]  # after frame 5
+    assert tracking["steps"] == 35 and tracking["mode"] == "deterministic"
+
+
+def test_replay_with_lost_or_frozen_tracks_scores_less(demo, tmp_path, monkeypatch):
+    lost = run(demo, tmp_path / "lost", monkeypatch, mode="lost").metrics["tracking"]
+    assert lost["lost_while_visible"] == 1.0 and lost["J"] == 0.0
+    frozen = run(demo, tmp_path / "frozen", monkeypatch, mode="frozen").metrics["tracking"]
+    assert frozen["J&F"] < 0.5  # frozen (and random-weight) masks do not follow the moving shapes
+
+
+def test_tracking_replay_is_deterministic_and_reported(demo, tmp_path, monkeypatch):
+    first = run(demo, tmp_path / "a", monkeypatch, mode="frozen")
+    second = run(demo, tmp_path / "b", monkeypatch, mode="frozen")
+    strip = lambda m: {k: v for k, v in m.items() if k != "latency_ms"}  # noqa: E731 - latencies are wall time
+    assert strip(first.metrics["tracking"]) == strip(second.metrics["tracking"])
+    paths = write_report(first, tmp_path / "a")
+    saved = json.loads((tmp_path / "a" / "metrics.json").read_text())["metrics"]["tracking"]
+    assert {"J", "F", "J&F", "lost_while_visible", "latency_ms", "per_object", "steps"} <= set(saved)
+    text = (tmp_path / "a" / "report.md").read_text()
+    assert "## Tracking" in text and "| demo/1 |" in text
+    assert any(p.name == "tracking_iou_over_time.png" for p in paths)
+
+
+def test_realtime_replay_steps_as_the_robot_would(demo, tmp_path, monkeypatch):
+    tracking = run(demo, tmp_path, monkeypatch, replay_mode="realtime", **{"tracking.rate_hz": 5.0}).metrics["tracking"]
+    assert tracking["mode"] == "realtime" and tracking["steps"] >= 1
+    assert tracking["objects"] >= 1 and 0.0 <= tracking["J"] <= 1.0
+
+
+def test_no_tracking_section_when_tracking_is_off(demo, tmp_path, monkeypatch):
+    assert "tracking" not in run(demo, tmp_path, monkeypatch, **{"tracking.backend": "none"}).metrics
