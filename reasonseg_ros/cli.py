@@ -247,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--images", help="image folder for the COCO-based formats (default: SRC/images)")
     conv.add_argument("--split", help="split to convert (train, val, testA, ...; reasonseg: the sub-folder)")
     conv.add_argument("--split-by", help="refs file variant: unc, umd, google, berkeley")
-    conv.add_argument("--limit", type=int, help="at most this many instructions")
+    conv.add_argument("--limit", type=int, help="at most this many instructions (davis: sequences)")
     conv.set_defaults(run=cmd_convert)
 
     from reasonseg_ros.segmenter.checkpoints import SAM_ARCHS

@@ -45,7 +45,7 @@ from reasonseg_ros.config import Config
 from reasonseg_ros.deps import require
 from reasonseg_ros.engine import Engine
 from reasonseg_ros.errors import InputError
-from reasonseg_ros.eval.bag_io import BagWriter, open_bag
+from reasonseg_ros.eval.bag_io import RESET_TOPIC, BagWriter, open_bag
 from reasonseg_ros.eval.ground_truth import (
     FILE_NAME,
     FrameTruth,
@@ -69,8 +69,6 @@ OUTPUT_TOPICS = {
     "tracks_masks": ("/tracks/masks", "sensor_msgs/msg/Image"),
     "tracks_detections": ("/tracks/detections", "vision_msgs/msg/Detection2DArray"),
 }
-RESET_TOPIC = "/reset_session"
-"""Optional std_msgs/String topic: a message clears the session it names (converters end each video with one)."""
 
 
 @dataclass
