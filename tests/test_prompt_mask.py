@@ -89,3 +89,15 @@ def test_bad_mask_targets_are_clear_errors(mask, message):
 def test_check_rle_accepts_what_encode_writes():
     rle = encode_rle(np.eye(4, 5, dtype=bool))
     assert check_rle(rle, (4, 5)) == rle
+
+
+def test_oracle_in_mask_mode_hands_over_the_ground_truth_mask():
+    from reasonseg_ros.config import OracleConfig
+    from reasonseg_ros.reasoner.oracle import OracleReasoner
+
+    mask = np.zeros((6, 8), dtype=bool)
+    mask[2:5, 1:3] = True
+    oracle = OracleReasoner(OracleConfig(prompt="mask"))
+    oracle.expect("s", "the cup", [("cup", encode_rle(mask))])
+    (target,) = oracle.reason(IMAGE, "the cup", MemoryView("s", (), ())).targets
+    assert np.array_equal(target.prompt.mask, mask) and target.prompt.box is None

@@ -142,6 +142,8 @@ def score_tracking(
     """
     frames = index_frames(frame_truth)
     links, problems = link_objects(frames, rounds)
+    if not frames:
+        problems.append("the ground truth has no per-frame records (type frame): only tracking latency is reported")
     by_stamp = {step.stamp_ns: step for step in steps}
     available = [step.available_ns for step in steps]
     labels: dict[tuple[str, int], str] = {}
