@@ -122,7 +122,9 @@ def test_summary_averages_frames_then_objects():
     assert summary["F"] == pytest.approx((0.25 + 0.75) / 2)
     assert summary["J&F"] == pytest.approx((summary["J"] + summary["F"]) / 2)
     # Visible on three (object, frame) pairs; reported lost on one, absent from the step on one.
-    assert summary["lost_while_visible"] == pytest.approx(2 / 3)
+    assert summary["lost_while_visible"] == pytest.approx(1 / 3)
+    assert summary["unreported_while_visible"] == pytest.approx(1 / 3)
+    assert summary["occluded_while_visible"] == 0.0
     assert summary["per_object"]["s/1"]["lost_while_visible"] == pytest.approx(0.5)
     assert summary["per_object"]["s/2"]["iou_over_time"] == [[1, 0.5], [2, 1.0]]
     assert summary["latency_ms"]["p50"] == pytest.approx(2.0)

@@ -317,7 +317,7 @@ def summarize_tracking(
             "J": j,
             "F": f_,
             "J&F": None if j is None or f_ is None else (j + f_) / 2,
-            "lost_while_visible": _share([f.status in (None, "lost") for f in visible]),
+            "lost_while_visible": _share([f.status == "lost" for f in visible]),
             "iou_over_time": [[f.stamp_ns, f.j] for f in frames],
         }
     scored = [v for v in per_object.values() if v["frames"]]
@@ -331,8 +331,9 @@ def summarize_tracking(
         "J": j_mean,
         "F": f_mean,
         "J&F": None if j_mean is None or f_mean is None else (j_mean + f_mean) / 2,
-        "lost_while_visible": _share([f.status in (None, "lost") for f in all_visible]),
+        "lost_while_visible": _share([f.status == "lost" for f in all_visible]),
         "occluded_while_visible": _share([f.status == "occluded" for f in all_visible]),
+        "unreported_while_visible": _share([f.status is None for f in all_visible]),
         "steps": steps,
         "step_errors": errors,
         "latency_ms": latency,

@@ -182,7 +182,9 @@ def tracking_section(tracking: dict[str, Any] | None) -> list[str]:
         f"| **mean** | | {tracking['frames_scored']} | {_fmt(tracking['J'])} | {_fmt(tracking['F'])} | "
         f"{_fmt(tracking['J&F'])} | {_fmt(tracking['lost_while_visible'])} |",
         "",
-        f"Reported occluded while in sight: {_fmt(tracking['occluded_while_visible'])} of the frames.",
+        f"Of the frames where an object was in sight, it was reported occluded on "
+        f"{_fmt(tracking['occluded_while_visible'])} and missing from the tracking output on "
+        f"{_fmt(tracking['unreported_while_visible'])} (no step yet, or a failed one).",
         "",
     ]
     return lines
