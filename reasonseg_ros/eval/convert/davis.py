@@ -20,8 +20,9 @@ resolution folder (``JPEGImages/480p/<seq>``) and with DAVIS's
 ``ImageSets/<year>/<split>.txt`` sequence lists. Each sequence is one
 session. The first annotated frame of each object seeds it: a ``prompt``
 instruction whose targets carry the object's mask (RLE); every annotated
-frame is per-frame ground truth, except the sequence's first and last, which
-the DAVIS toolkit leaves out too. A ``/reset_session`` message ends each
+frame is per-frame ground truth, except the sequence's last, which the DAVIS
+toolkit leaves out (it leaves out the first too: there every object is on
+its seed frame, which replay never scores). A ``/reset_session`` message ends each
 sequence so its tracks do not run on the next video.
 """
 
@@ -169,7 +170,9 @@ def _write(chosen: list[Sequence], out: Path) -> tuple[Path, int, int]:
                         )
                         round_index = sum(r.session == sequence.name for r in records)
                         records.append(GroundTruth(len(records), sequence.name, round_index, text, objects, stamp))
-                    if 0 < k < last:  # the DAVIS toolkit scores neither the first nor the last frame
+                    # The DAVIS toolkit scores neither the first nor the last frame. The first stays in the ground
+                    # truth, where it links the seeds to their objects; replay never scores a seed's own frame.
+                    if k < last:
                         frame_records.append(
                             FrameTruth(
                                 sequence.name, stamp, tuple(ObjectTruth(v, f"object {v}", masks[v]) for v in known)
