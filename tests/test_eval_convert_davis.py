@@ -183,9 +183,12 @@ def test_davis_bag_tracked_from_its_mask_seeds(davis, tmp_path):
             "tracking.backend": "flow",
         },
     )
-    run = replay(bag, config, tmp_path / "out", ReplayOptions(progress=False))
+    run = replay(bag, config, tmp_path / "out", ReplayOptions(progress=False, export_masks=tmp_path / "pngs"))
     assert run.run["mismatches"] == [] and run.run["rounds_ok"] == 3
     tracking = run.metrics["tracking"]
+    # DAVIS result PNGs: every frame of every sequence; the seed frame is the annotation itself.
+    assert tracking["exported_pngs"] == 10
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "pngs" / "bear" / "00000.png")), labels_of(0, (24, 32), 2))
     assert set(tracking["per_object"]) == {"bear/1", "bear/2", "cows/1"}
     assert tracking["per_object"]["bear/1"]["frames"] == 4 and tracking["per_object"]["bear/2"]["frames"] == 2
     assert tracking["J&F"] >= THRESHOLD_JF

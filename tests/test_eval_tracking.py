@@ -24,7 +24,7 @@ import pytest
 from reasonseg_ros.config import MemoryConfig, load_config
 from reasonseg_ros.eval.ground_truth import FrameTruth, GroundTruth, ObjectTruth
 from reasonseg_ros.eval.metrics import boundary_measure
-from reasonseg_ros.eval.track_eval import RecordedStep, score_tracking
+from reasonseg_ros.eval.track_eval import RecordedStep, export_davis, link_rounds, score_tracking
 from reasonseg_ros.masks import decode_rle, encode_rle, mask_to_box
 from reasonseg_ros.types import TrackedObject, TrackStep
 
@@ -50,7 +50,10 @@ def result(stamp, mask, object_id=1):
 
 def step(stamp, mask, available=None, status="visible", object_id=1):
     rle = None if mask is None else encode_rle(mask)
-    return RecordedStep(stamp if available is None else available, stamp, 2.0, None, {("s", object_id): (status, rle)})
+    objects = {("s", object_id): (status, rle)}
+    return RecordedStep(
+        stamp if available is None else available, stamp, f"s/{stamp:05d}.jpg", (10, 10), 2.0, None, objects
+    )
 
 
 FRAMES = [truth(0, 1), truth(10, 2), truth(20, 3), truth(30, 4)]  # the cup moves one pixel right per frame
@@ -104,6 +107,23 @@ def test_a_missing_object_and_a_wrong_size_count_as_empty():
     summary, problems = score_tracking(steps, FRAMES[:2], [(result(0, square(1, 2)), None)], "deterministic")
     assert summary["per_object"]["s/7"]["J"] == 0.0
     assert any("vs ground truth" in p for p in problems)
+
+
+def test_export_writes_davis_pngs_labelled_with_the_truth_ids(tmp_path):
+    Image = pytest.importorskip("PIL.Image")
+    seed = result(0, square(1, 2), object_id=4)
+    seed["frame"].update(frame_id="s/00000.jpg", height=10, width=10)
+    rounds = [(seed, None)]
+    steps = [step(0, None, object_id=4), step(10, square(2, 2), object_id=4), step(20, None, object_id=4)]
+    links = link_rounds(FRAMES, rounds)
+    assert links == {("s", 7): [(0, 4)]}
+    assert export_davis(steps, rounds, links, tmp_path) == 3
+    pngs = {p.name: np.asarray(Image.open(p)) for p in sorted((tmp_path / "s").iterdir())}
+    assert sorted(pngs) == ["00000.png", "00010.png", "00020.png"]
+    assert Image.open(tmp_path / "s" / "00000.png").mode == "P"
+    assert np.array_equal(pngs["00000.png"], square(1, 2) * 7)  # the seed, labelled with the truth id
+    assert np.array_equal(pngs["00010.png"], square(2, 2) * 7)
+    assert not pngs["00020.png"].any()  # not visible: background
 
 
 # -- replay with a stand-in tracker -----------------------------------------------------------

@@ -55,7 +55,7 @@ from reasonseg_ros.eval.ground_truth import (
     read_ground_truth,
 )
 from reasonseg_ros.eval.metrics import Sample, percentiles, summarize
-from reasonseg_ros.eval.track_eval import StepRecorder, score_tracking, tracking_enabled
+from reasonseg_ros.eval.track_eval import StepRecorder, export_davis, link_rounds, score_tracking, tracking_enabled
 from reasonseg_ros.messages import parse_instruction
 from reasonseg_ros.reasoner.oracle import OracleReasoner
 from reasonseg_ros.ros.node_core import NodeCore, Outputs
@@ -82,6 +82,8 @@ class ReplayOptions:
     rate: float = 1.0
     """Playback speed in real-time mode."""
     progress: bool = True
+    export_masks: Path | None = None
+    """With tracking on: write the tracked masks there as DAVIS result PNGs (bags from ``convert davis``)."""
 
 
 @dataclass
@@ -147,6 +149,9 @@ def replay(bag: str | Path, config: Config, out_dir: str | Path, options: Replay
         records_by_index = dict(matching.pairs) if matching else {}
         rounds = [(result, records_by_index.get(index)) for index, result in sorted(player.results.items())]
         metrics["tracking"], tracking_problems = score_tracking(recorder.steps, frame_truth, rounds, options.mode)
+        if options.export_masks is not None:
+            links = link_rounds(frame_truth, rounds)
+            metrics["tracking"]["exported_pngs"] = export_davis(recorder.steps, rounds, links, options.export_masks)
     run = _run_info(
         bag, config, options, engine, player, matching, truth_source, wall_s, image_topic, instruction_topic
     )
