@@ -242,3 +242,15 @@ def test_realtime_replay_steps_as_the_robot_would(demo, tmp_path, monkeypatch):
 
 def test_no_tracking_section_when_tracking_is_off(demo, tmp_path, monkeypatch):
     assert "tracking" not in run(demo, tmp_path, monkeypatch, **{"tracking.backend": "none"}).metrics
+
+
+def test_demo_refers_back_to_the_square_after_it_moved():
+    """The demo's round on frame 25 names the square segmented on frame 5: its stored box is stale there."""
+    from reasonseg_ros.masks import box_iou
+
+    (turn,) = [t for t in DIALOGUE if t.remembered]
+    (first,) = [t for t in DIALOGUE if t.session == turn.session and t.shapes == turn.shapes and not t.remembered]
+    then = mask_to_box(render(first.frame)[1][turn.shapes[0]])
+    now = mask_to_box(render(turn.frame)[1][turn.shapes[0]])
+    assert turn.frame - first.frame == 20
+    assert box_iou(then, now) < 0.1
