@@ -121,11 +121,15 @@ def replay(bag: str | Path, config: Config, out_dir: str | Path, options: Replay
             for index, record in matching.pairs if matching else []:
                 engine.reasoner.expect(*instructions[index], record.objects)
         out_dir.mkdir(parents=True, exist_ok=True)
+        clock: list[Callable[[], int]] = []
+        recorder = None
+        if tracking_enabled(engine, config.tracking.backend):
+            # Installed before the node core exists, so whatever it keeps of track_newest is the recorder.
+            recorder = StepRecorder(engine, lambda: clock[0]())
         with BagWriter(out_dir / "output_bag") as writer:
             player = _Player(engine, writer, config, instructions, progress=options.progress)
-            recorder = None
-            if tracking_enabled(engine, config.tracking.backend):
-                recorder = StepRecorder(engine, player.clock)
+            clock.append(player.clock)
+            if recorder is not None:
                 player.enable_tracking()
             started = time.perf_counter()
             if options.mode == "realtime":
