@@ -153,6 +153,11 @@ def replay(bag: str | Path, config: Config, out_dir: str | Path, options: Replay
         records_by_index = dict(matching.pairs) if matching else {}
         rounds = [(result, records_by_index.get(index)) for index, result in sorted(player.results.items())]
         metrics["tracking"], tracking_problems = score_tracking(recorder.steps, frame_truth, rounds, options.mode)
+        metrics["tracking"]["backend"] = config.tracking.backend
+        sam2 = getattr(config.tracking, "sam2", None)
+        metrics["tracking"]["random_weights"] = config.tracking.backend == "sam2" and bool(
+            getattr(sam2, "random_weights", False)
+        )
         if options.export_masks is not None:
             links = link_rounds(frame_truth, rounds)
             metrics["tracking"]["exported_pngs"] = export_davis(recorder.steps, rounds, links, options.export_masks)

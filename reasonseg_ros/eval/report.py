@@ -152,7 +152,9 @@ def write_plots(run: ReplayRun, out_dir: Path) -> list[Path]:
         axis.legend(fontsize=7)
     paths.append(_save(figure, out_dir / "latency_cdf.png", plt))
     if run.metrics.get("tracking"):
-        paths.append(plot_tracking(run.metrics["tracking"], out_dir / "tracking_iou_over_time.png", plt, title_suffix))
+        tracking = run.metrics["tracking"]
+        suffix = " (random-weight tracker)" if tracking.get("random_weights") else ""
+        paths.append(plot_tracking(tracking, out_dir / "tracking_iou_over_time.png", plt, suffix))
     return paths
 
 
@@ -161,8 +163,14 @@ def tracking_section(tracking: dict[str, Any] | None) -> list[str]:
     if not tracking:
         return []
     latency = tracking["latency_ms"]
+    backend = tracking.get("backend", "?")
     lines = [
         "## Tracking",
+        "",
+        f"Tracker `{backend}`"
+        + (" with **randomly initialised weights**" if tracking.get("random_weights") else "")
+        + ", seeded with each round's masks (exact where the rounds hand masks over: `oracle.prompt: mask`, "
+        "`convert davis`; random where a random-weight segmenter decodes boxes or points).",
         "",
         f"Mode {tracking['mode']}: {tracking['steps']} tracking steps ({tracking['step_errors']} failed), "
         f"step latency p50 / p95 {_fmt(latency.get('p50'), 2)} / {_fmt(latency.get('p95'), 2)} ms. "
