@@ -130,6 +130,7 @@ def test_export_writes_davis_pngs_labelled_with_the_truth_ids(tmp_path):
 
 pytest.importorskip("rosbags", reason="the eval extra (rosbags) is not installed")
 pytest.importorskip("torch", reason="the torch extra is not installed")
+pytest.importorskip("cv2", reason="tracking.backend flow (configured below) needs the cv extra")
 
 from reasonseg_ros.engine import Engine  # noqa: E402
 from reasonseg_ros.eval.demo_bag import DIALOGUE, FRAME_PERIOD_NS, render, write_demo_bag  # noqa: E402
