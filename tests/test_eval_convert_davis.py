@@ -121,6 +121,8 @@ def test_ground_truth_is_every_inner_annotated_frame(davis, tmp_path):
     bear = [f for f in frames if f.session == "bear"]
     assert len(bear) == 5  # frames 0..4 of 0..5: the DAVIS toolkit leaves the last out (and the seed frame)
     assert [[o.object_id for o in f.objects] for f in bear] == [[1], [1], [1, 2], [1, 2], [1, 2]]
+    assert [f.void is not None for f in bear] == [False, False, True, True, True]  # the 255 pixel from frame 2
+    assert decode_rle(bear[2].void).sum() == 1 and decode_rle(bear[2].void)[14, 20]
     for k, frame in enumerate(bear):
         for obj in frame.objects:
             assert np.array_equal(decode_rle(obj.mask), labels_of(k, (24, 32), 2) == obj.object_id)

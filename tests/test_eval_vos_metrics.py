@@ -129,3 +129,14 @@ def test_summary_averages_frames_then_objects():
     assert summary["per_object"]["s/2"]["iou_over_time"] == [[1, 0.5], [2, 1.0]]
     assert summary["latency_ms"]["p50"] == pytest.approx(2.0)
     assert set(summary["latency_ms"]) == {"p50", "p95"}
+
+
+def test_void_pixels_are_left_out():
+    void = np.zeros((10, 10), dtype=bool)
+    void[:, 5:] = True  # the right half does not count
+    one = square((2, 4), (3, 5))  # IoU 6/12 with GT; its column 5 is void
+    # Without column 5: truth 9 px, prediction 6 px, intersection 6: J = 6/9.
+    assert region_similarity(GT, one, void) == pytest.approx(6 / 9)
+    # F is taken on the masks with void cleared (DAVIS): the same as on the cleared masks.
+    assert boundary_measure(GT, one, void=void) == boundary_measure(GT & ~void, one & ~void)
+    assert region_similarity(GT, square((6, 8), (6, 8)), np.ones((10, 10), dtype=bool)) == 1.0  # all void

@@ -95,6 +95,8 @@ class FrameTruth:
     session: str
     stamp_ns: int
     objects: tuple[ObjectTruth, ...]
+    void: RLE | None = None
+    """Pixels left out of J and F (DAVIS's void label 255)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -102,6 +104,7 @@ class FrameTruth:
             "session": self.session,
             "stamp_ns": self.stamp_ns,
             "objects": [{"object_id": o.object_id, "label": o.label, "mask": o.mask} for o in self.objects],
+            **({"void": self.void} if self.void is not None else {}),
         }
 
 
@@ -120,7 +123,7 @@ def parse_frame(data: Any, where: str) -> FrameTruth:
     """One frame record; a malformed one raises ValueError naming ``where`` and what is wrong."""
     if not isinstance(data, dict):
         raise ValueError(f"{where}: a record must be a JSON object")
-    unknown = set(data) - {"type", "session", "stamp_ns", "objects"}
+    unknown = set(data) - {"type", "session", "stamp_ns", "objects", "void"}
     if unknown:
         raise ValueError(f"{where}: unknown keys {sorted(unknown)} in a frame record")
     stamp = data.get("stamp_ns")
@@ -144,7 +147,12 @@ def parse_frame(data: Any, where: str) -> FrameTruth:
             raise ValueError(f"{at}: mask is {mask['size']}, an earlier mask on this frame is {size}")
         size = mask["size"]
         objects.append(ObjectTruth(int(object_id), str(entry.get("label", "")), mask))
-    return FrameTruth(str(data.get("session", "default")), int(stamp), tuple(objects))
+    void = None
+    if data.get("void") is not None:
+        void = _rle(data["void"], f"{where}: void")
+        if size is not None and void["size"] != size:
+            raise ValueError(f"{where}: void is {void['size']}, the masks {size}")
+    return FrameTruth(str(data.get("session", "default")), int(stamp), tuple(objects), void)
 
 
 def _is_count(value: Any) -> bool:

@@ -182,12 +182,19 @@ BOUNDARY_THRESHOLD = 0.008
 """DAVIS boundary tolerance: a fraction of the image diagonal (a value ≥ 1 is taken as pixels)."""
 
 
-def region_similarity(truth: np.ndarray, predicted: np.ndarray) -> float:
-    """J: the IoU of two H×W bool masks; 1 when both are empty (DAVIS)."""
+def _check(truth: np.ndarray, predicted: np.ndarray, void: np.ndarray | None) -> None:
     if truth.shape != predicted.shape:
         raise ValueError(f"masks of different sizes: ground truth {truth.shape}, prediction {predicted.shape}")
-    union = int(np.count_nonzero(truth | predicted))
-    return 1.0 if union == 0 else int(np.count_nonzero(truth & predicted)) / union
+    if void is not None and void.shape != truth.shape:
+        raise ValueError(f"void mask {void.shape} for masks of {truth.shape}")
+
+
+def region_similarity(truth: np.ndarray, predicted: np.ndarray, void: np.ndarray | None = None) -> float:
+    """J: the IoU of two H×W bool masks, ``void`` pixels left out; 1 when both are empty (DAVIS)."""
+    _check(truth, predicted, void)
+    keep = True if void is None else ~void
+    union = int(np.count_nonzero((truth | predicted) & keep))
+    return 1.0 if union == 0 else int(np.count_nonzero(truth & predicted & keep)) / union
 
 
 def boundary_map(mask: np.ndarray) -> np.ndarray:
@@ -242,10 +249,16 @@ def dilate_disk(mask: np.ndarray, radius: int) -> np.ndarray:
     return out
 
 
-def boundary_measure(truth: np.ndarray, predicted: np.ndarray, bound_th: float = BOUNDARY_THRESHOLD) -> float:
-    """F: the boundary F-measure of DAVIS (precision and recall of boundary pixels matched within a disk)."""
-    if truth.shape != predicted.shape:
-        raise ValueError(f"masks of different sizes: ground truth {truth.shape}, prediction {predicted.shape}")
+def boundary_measure(
+    truth: np.ndarray, predicted: np.ndarray, bound_th: float = BOUNDARY_THRESHOLD, void: np.ndarray | None = None
+) -> float:
+    """F: the boundary F-measure of DAVIS (precision and recall of boundary pixels matched within a disk).
+
+    ``void`` pixels are cleared from both masks before their boundaries are taken, as DAVIS does.
+    """
+    _check(truth, predicted, void)
+    if void is not None:
+        truth, predicted = truth & ~void, predicted & ~void
     radius = boundary_tolerance_px(truth.shape, bound_th)
     truth_edges, predicted_edges = boundary_map(truth), boundary_map(predicted)
     n_truth, n_predicted = int(truth_edges.sum()), int(predicted_edges.sum())
@@ -280,15 +293,20 @@ class TrackFrame:
 
 
 def score_track_frame(
-    stamp_ns: int, truth: np.ndarray, predicted: np.ndarray | None, status: str | None, bound_th: float
+    stamp_ns: int,
+    truth: np.ndarray,
+    predicted: np.ndarray | None,
+    status: str | None,
+    bound_th: float,
+    void: np.ndarray | None = None,
 ) -> TrackFrame:
     """Score one object on one frame; no predicted mask counts as an empty one."""
     if predicted is None:
         predicted = np.zeros_like(truth, dtype=bool)
     return TrackFrame(
         stamp_ns,
-        region_similarity(truth, predicted),
-        boundary_measure(truth, predicted, bound_th),
+        region_similarity(truth, predicted, void),
+        boundary_measure(truth, predicted, bound_th, void),
         bool(truth.any()),
         status,
     )

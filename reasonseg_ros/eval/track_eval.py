@@ -232,6 +232,7 @@ def score_tracking(
             step = steps[index] if index >= 0 else None
         else:
             step = by_stamp.get(stamp)
+        void = None if truth.void is None else decode_rle(truth.void)
         for obj in truth.objects:
             key = (session, obj.object_id)
             labels.setdefault(key, obj.label)
@@ -244,7 +245,9 @@ def score_tracking(
             if predicted is not None and predicted.shape != expected.shape:
                 size_problems.add(f"tracked mask {predicted.shape} vs ground truth {expected.shape}: scored empty")
                 predicted = None
-            scored[key].append(score_track_frame(stamp, expected, predicted, status, bound_th))
+            if void is not None and void.shape != expected.shape:
+                void = None
+            scored[key].append(score_track_frame(stamp, expected, predicted, status, bound_th, void))
     for key in sorted(labels):
         if key not in links:
             problems.append(f"ground-truth object {key[1]} of session '{key[0]}' was never segmented: not scored")

@@ -15,7 +15,7 @@
 """DAVIS-format video object segmentation folders (DAVIS 2017, MOSE) -> bags, semi-supervised protocol.
 
 Layout: ``JPEGImages/<seq>/*.jpg`` and ``Annotations/<seq>/*.png`` (palette
-PNGs: pixel = object label, 0 background, 255 void), optionally under a
+PNGs: pixel = object label, 0 background, 255 void: left out of J and F), optionally under a
 resolution folder (``JPEGImages/480p/<seq>``) and with DAVIS's
 ``ImageSets/<year>/<split>.txt`` sequence lists. Each sequence is one
 session. The first annotated frame of each object seeds it: a ``prompt``
@@ -173,11 +173,10 @@ def _write(chosen: list[Sequence], out: Path) -> tuple[Path, int, int]:
                     # The DAVIS toolkit scores neither the first nor the last frame. The first stays in the ground
                     # truth, where it links the seeds to their objects; replay never scores a seed's own frame.
                     if k < last:
-                        frame_records.append(
-                            FrameTruth(
-                                sequence.name, stamp, tuple(ObjectTruth(v, f"object {v}", masks[v]) for v in known)
-                            )
-                        )
+                        void = labels == VOID
+                        objects_now = tuple(ObjectTruth(v, f"object {v}", masks[v]) for v in known)
+                        void_rle = encode_rle(void) if void.any() else None
+                        frame_records.append(FrameTruth(sequence.name, stamp, objects_now, void_rle))
                 stamp += FRAME_PERIOD_NS
             reset = types["std_msgs/msg/String"](data=sequence.name)
             bag.write(RESET_TOPIC, "std_msgs/msg/String", reset, stamp - FRAME_PERIOD_NS + FRAME_PERIOD_NS * 3 // 4)
