@@ -40,9 +40,8 @@ def mask(h=4, w=5, on=((1, 2),)):
 
 def test_round_trip_keeps_instructions_and_frames_apart(tmp_path):
     instruction = GroundTruth(0, "s", 0, "the cup", (("cup", encode_rle(mask())),), stamp_ns=5)
-    frame = FrameTruth(
-        "s", 100, (ObjectTruth(1, "cup", encode_rle(mask())), ObjectTruth(2, "", encode_rle(mask(on=()))))
-    )
+    objects = (ObjectTruth(1, "cup", encode_rle(mask())), ObjectTruth(2, "", encode_rle(mask(on=()))))
+    frame = FrameTruth("s", 100, objects, void=encode_rle(mask(on=((0, 0),))))
     path = tmp_path / "gt.jsonl"
     write_jsonl(path, [instruction, frame])
     records, frames = read_ground_truth(path)
@@ -107,6 +106,15 @@ GOOD = {"size": [2, 2], "counts": [4]}
             "an earlier mask",
         ),
         ({"type": "frame", "stamp_ns": 0, "object": []}, "unknown keys"),
+        (
+            {
+                "type": "frame",
+                "stamp_ns": 0,
+                "objects": [{"object_id": 1, "mask": GOOD}],
+                "void": {"size": [1, 4], "counts": [4]},
+            },
+            "void is",
+        ),
     ],
 )
 def test_malformed_frame_records_name_the_line(tmp_path, record, message):
