@@ -50,6 +50,7 @@ from reasonseg_ros.eval.ground_truth import (
     FILE_NAME,
     FrameTruth,
     GroundTruth,
+    index_frames,
     match,
     parse_any,
     read_ground_truth,
@@ -114,6 +115,7 @@ def replay(bag: str | Path, config: Config, out_dir: str | Path, options: Replay
         records, frame_truth, truth_source = _ground_truth(
             reader, bag, options.ground_truth, config.replay.ground_truth_topic
         )
+        index_frames(frame_truth)  # a frame given twice stops the run now, not after playing the bag
         matching = match(instructions, records) if records is not None else None
         resets = [c for c in reader.connections if c.topic == RESET_TOPIC and c.msgtype == "std_msgs/msg/String"]
         engine = Engine.from_config(config)
