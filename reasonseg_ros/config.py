@@ -158,8 +158,9 @@ class SegmenterConfig:
 
 @dataclass
 class OracleConfig:
-    prompt: Literal["box", "points", "box+points"] = "box"
-    """What the oracle samples from each ground-truth mask."""
+    prompt: Literal["box", "points", "box+points", "mask"] = "box"
+    """What the oracle samples from each ground-truth mask; mask: the mask itself (no SAM decode), which
+    measures tracking from exact seeds."""
     points_inside: int = 3
     """Positive points per object (points modes)."""
     points_outside: int = 1

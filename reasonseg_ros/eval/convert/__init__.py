@@ -22,7 +22,7 @@ from pathlib import Path
 from reasonseg_ros.eval.convert import grefcoco, multiround, reasonseg, refcoco
 from reasonseg_ros.eval.convert.common import ImageSample, write_bag
 
-FORMATS = ("refcoco", "refcoco+", "refcocog", "fprefcoco", "grefcoco", "reasonseg", "multiround")
+FORMATS = ("refcoco", "refcoco+", "refcocog", "fprefcoco", "grefcoco", "reasonseg", "multiround", "davis")
 
 
 def dataset_samples(
@@ -48,7 +48,14 @@ def convert(
     split_by: str | None = None,
     limit: int | None = None,
 ) -> tuple[Path, int, int]:
-    """Write the bag and its ground truth; returns (bag, images, instructions)."""
+    """Write the bag and its ground truth; returns (bag, images, instructions).
+
+    ``davis`` (DAVIS 2017, MOSE: videos) writes sequences of frames; its ``limit`` counts sequences.
+    """
+    if fmt == "davis":
+        from reasonseg_ros.eval.convert import davis
+
+        return davis.convert(src, out, split, limit)
     samples = dataset_samples(fmt, Path(src), Path(images) if images else None, split, split_by)
     return write_bag(samples, out, limit)
 
