@@ -44,6 +44,7 @@ from reasonseg_ros.engine import Engine
 from reasonseg_ros.errors import ReasonsegError
 from reasonseg_ros.reasoner import create_reasoner
 from reasonseg_ros.ros.node_core import NodeCore, Outputs
+from reasonseg_ros.ros.runtime import log_at
 from reasonseg_ros.ros.params import ParameterSpec, from_parameter, parameter_specs
 from reasonseg_ros.segmenter import create_segmenter
 
@@ -196,8 +197,7 @@ class ReasonsegNode(Node):
         raise SystemExit(message)
 
     def _log(self, level: str, text: str) -> None:
-        logger = self.get_logger()
-        {"warn": logger.warning, "error": logger.error}.get(level, logger.info)(text)
+        log_at(self.get_logger(), level, text)
 
     def _on_reset(self, request: Any, response: Any) -> Any:
         response.success, response.message = self.core.reset(None)
