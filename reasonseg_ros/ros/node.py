@@ -44,8 +44,8 @@ from reasonseg_ros.engine import Engine
 from reasonseg_ros.errors import ReasonsegError
 from reasonseg_ros.reasoner import create_reasoner
 from reasonseg_ros.ros.node_core import NodeCore, Outputs
-from reasonseg_ros.ros.runtime import log_at
 from reasonseg_ros.ros.params import ParameterSpec, from_parameter, parameter_specs
+from reasonseg_ros.ros.runtime import log_at
 from reasonseg_ros.segmenter import create_segmenter
 
 PARAMETER_TYPES = {
