@@ -111,7 +111,10 @@ class NodeCore:
             "instructions_dropped": 0,
             "rounds_ok": 0,
             "rounds_failed": 0,
+            "worker_errors": 0,
         }
+        self._worker: threading.Thread | None = None
+        self._worker_stop = threading.Event()
         self.last_error = ""
         self.last_image_error = ""
 
@@ -189,9 +192,41 @@ class NodeCore:
         return True
 
     def run(self, stop: threading.Event, poll_s: float = 0.1) -> None:
-        """The worker thread's loop."""
+        """The worker thread's loop; an exception (a publisher, a logger) is logged and counted and the loop goes on."""
         while not stop.is_set():
-            self.process_next(timeout=poll_s)
+            try:
+                self.process_next(timeout=poll_s)
+            except Exception as exc:  # one failed round must not end the worker
+                self.counters["worker_errors"] += 1
+                self.last_error = f"worker: {type(exc).__name__}: {exc}"
+                try:
+                    self._log("error", f"{self.last_error} (the worker goes on)")
+                except Exception:  # a broken logger must not end the worker either
+                    pass
+                stop.wait(poll_s)  # no busy loop if every round fails the same way
+
+    def start_worker(self, poll_s: float = 0.1) -> None:
+        """Run :meth:`run` on a daemon thread (the ROS node's worker)."""
+        self._worker_stop.clear()
+        self._worker = threading.Thread(
+            target=self.run, args=(self._worker_stop, poll_s), name="reasonseg-worker", daemon=True
+        )
+        self._worker.start()
+
+    def stop_worker(self, timeout_s: float = 5.0) -> bool:
+        """Stop the worker thread; False when a round is still running after ``timeout_s``."""
+        self._worker_stop.set()
+        with self._ready:
+            self._ready.notify_all()
+        if self._worker is None:
+            return True
+        self._worker.join(timeout=timeout_s)
+        return not self._worker.is_alive()
+
+    @property
+    def worker_alive(self) -> bool | None:
+        """Whether the worker thread runs; None when none was started (bag replay drives process_next itself)."""
+        return None if self._worker is None else self._worker.is_alive()
 
     @property
     def idle(self) -> bool:
@@ -257,7 +292,9 @@ class NodeCore:
         self._log("info", message)
 
     def health(self) -> tuple[int, str]:
-        """Diagnostic level (0 OK, 1 WARN) and a summary line."""
+        """Diagnostic level (0 OK, 1 WARN, 2 ERROR) and a summary line."""
+        if self.worker_alive is False and not self._worker_stop.is_set():
+            return 2, f"worker thread stopped: no instruction will be answered ({self.last_error or 'no error seen'})"
         if self.queue_depth >= self.config.instruction_queue_size:
             return 1, "instruction queue full: instructions are being dropped"
         if self.counters["rounds_failed"] and self.last_error:
@@ -272,7 +309,7 @@ class NodeCore:
         values = [self.types["diagnostic_msgs/msg/KeyValue"](key=k, value=v) for k, v in self.status().items()]
         status_cls = self.types["diagnostic_msgs/msg/DiagnosticStatus"]
         # The class constants have the field's own type (bytes in rclpy, int in rosbags).
-        constant = status_cls.OK if level == 0 else status_cls.WARN
+        constant = (status_cls.OK, status_cls.WARN, status_cls.ERROR)[level]
         status = status_cls(level=constant, name=name, message=message, hardware_id="reasonseg", values=values)
         return self.types["diagnostic_msgs/msg/DiagnosticArray"](header=self.header(stamp_ns, ""), status=[status])
 
@@ -285,6 +322,7 @@ class NodeCore:
             "queue_size": str(self.config.instruction_queue_size),
             "encoder_runs": str(self.engine.encoder_runs),
             "last_error": self.last_error,
+            "worker_alive": {None: "n/a", True: "true", False: "false"}[self.worker_alive],
         }
         values.update({k: str(v) for k, v in self.counters.items()})
         for name, window in (("round_latency_ms", self._latencies), ("frame_age_ms", self._frame_ages)):
