@@ -147,7 +147,12 @@ class RclpyRuleParameters:
             if descriptor.type == PARAMETER_NOT_SET:
                 raise ValueError("Cannot declare a statically typed parameter with default value of type NOT_SET")
         value = self.overrides.get(name, default)
+        # _set_parameters(raise_on_failure=True): descriptor checks without read-only, then the on-set callbacks.
         ok, reason = self._apply(name, value, descriptor, check_read_only=False)
+        for callback in self.callbacks if ok else []:
+            ok, reason = callback([(name, value)])
+            if not ok:
+                break
         if not ok:
             if reason.startswith("Wrong parameter type"):
                 raise InvalidParameterTypeException(name)
