@@ -148,3 +148,100 @@ def test_publish_gate_drops_after_close_and_waits_for_a_publish_in_progress():
     closer.join(5.0)
     publish("b")
     assert out == ["a"] and gate.dropped == 1
+
+
+def results(published):
+    return [round_from_json(m.data) for m in published]
+
+
+def test_lifecycle_loading_then_active_then_inactive_then_cleaned_up(ts):
+    published, logger = [], RclpyRuleLogger()
+    core = NodeCore(
+        None, ts.types, Outputs(result=published.append), Config().node, log=lambda lv, t: log_at(logger, lv, t)
+    )
+    assert core.state == "unconfigured" and core.health()[0] == 1
+    core.on_instruction(text(ts, "too early"))
+    assert results(published)[-1]["error"]["kind"] == "not_ready"
+
+    release, engine = threading.Event(), StandInEngine()
+
+    def load():
+        release.wait(10.0)
+        return engine
+
+    loader = threading.Thread(target=core.configure, args=(load,))
+    loader.start()
+    assert wait_for(lambda: core.state == "loading")
+    assert core.health() == (1, "loading the models")
+    diagnostics = core.diagnostics(0, "/reasonseg").status[0]
+    assert diagnostics.message == "loading the models"
+    assert {kv.key: kv.value for kv in diagnostics.values}["state"] == "loading"
+    core.on_instruction(text(ts, "while loading"))
+    assert "still loading" in results(published)[-1]["error"]["message"]
+    release.set()
+    loader.join(10.0)
+    assert core.state == "inactive" and core.engine is engine
+
+    core.on_image(image(ts))
+    assert engine.frames == [] and core.counters["frames_ignored"] == 1
+    assert core.activate() == (True, "active")
+    core.start_worker(poll_s=0.01)
+    try:
+        core.on_image(image(ts))
+        core.on_instruction(text(ts, "now"))
+        assert wait_for(lambda: engine.handled == ["now"])
+        assert len(engine.frames) == 1
+
+        core.deactivate()
+        core.on_instruction(text(ts, "while inactive"))
+        assert "inactive" in results(published)[-1]["error"]["message"]
+        assert core.engine is engine  # models and memory kept
+        core.activate()
+        core.on_instruction(text(ts, "again"))
+        assert wait_for(lambda: engine.handled == ["now", "again"])
+        assert core.cleanup(timeout_s=5.0)[0]
+        assert core.engine is None and core.reset(None)[0] is False
+    finally:
+        core.stop_worker()
+
+
+def test_a_failed_load_is_an_error_state_not_an_exception(ts):
+    logger = RclpyRuleLogger()
+    core = NodeCore(None, ts.types, Outputs(), Config().node, log=lambda lv, t: log_at(logger, lv, t))
+
+    def load():
+        raise FileNotFoundError("sam_vit_b_01ec64.pth not found")
+
+    ok, message = core.configure(load)
+    assert not ok and core.state == "failed"
+    assert core.health() == (2, "loading the models failed: sam_vit_b_01ec64.pth not found")
+    assert logger.records == [("error", "loading the models failed: sam_vit_b_01ec64.pth not found")]
+
+
+def test_wait_idle_returns_when_the_queue_drains(ts):
+    block = threading.Event()
+    core = NodeCore(StandInEngine(block=block), ts.types, Outputs())
+    core.start_worker(poll_s=0.01)
+    try:
+        core.on_instruction(text(ts, "slow"))
+        assert not core.wait_idle(0.1)
+        block.set()
+        assert core.wait_idle(5.0)
+    finally:
+        core.stop_worker()
+
+
+def image(ts):
+    import numpy as np
+
+    return ts.types["sensor_msgs/msg/Image"](
+        header=ts.types["std_msgs/msg/Header"](
+            stamp=ts.types["builtin_interfaces/msg/Time"](sec=1, nanosec=0), frame_id="cam"
+        ),
+        height=2,
+        width=2,
+        encoding="rgb8",
+        is_bigendian=0,
+        step=6,
+        data=np.zeros(12, np.uint8),
+    )

@@ -24,6 +24,14 @@ without ROS.
 Threads: ``on_image`` and ``on_instruction`` run in subscription callbacks
 and return at once; ``process_next`` runs on the worker thread and is the
 only caller of the engine's ``handle``.
+
+Lifecycle (``state``): a core built with an engine is ``active`` at once (bag
+replay, tests). The ROS node builds it without one (``unconfigured``) so that
+``/diagnostics`` can say ``loading`` while :meth:`configure` loads the models;
+:meth:`activate` starts taking input, :meth:`deactivate` stops it and keeps
+the memory, :meth:`cleanup` drops the models. Input that arrives while the
+core is not active is not buffered: an instruction gets a ``not_ready`` error
+round at once.
 """
 
 from __future__ import annotations
@@ -82,7 +90,7 @@ class Pending:
 class NodeCore:
     def __init__(
         self,
-        engine: Engine,
+        engine: Engine | None,
         types: Mapping[str, Any],
         outputs: Outputs,
         config: NodeConfig | None = None,
@@ -91,10 +99,14 @@ class NodeCore:
         log: Callable[[str, str], None] | None = None,
         now_ns: Callable[[], int] = time.time_ns,
     ) -> None:
+        if engine is None and config is None:
+            raise ValueError("NodeCore without an engine needs its NodeConfig")
         self.engine = engine
+        self.state = "active" if engine is not None else "unconfigured"
+        """unconfigured, loading, inactive, active or failed (models could not be loaded)."""
         self.types = types
         self.outputs = outputs
-        self.config = config or engine.config.node
+        self.config = config or engine.config.node  # type: ignore[union-attr]
         self._wrap_data = wrap_data
         self._log = log or (lambda level, text: None)
         self._now_ns = now_ns
@@ -107,6 +119,7 @@ class NodeCore:
         self.counters = {
             "frames_received": 0,
             "frames_rejected": 0,
+            "frames_ignored": 0,
             "instructions_received": 0,
             "instructions_dropped": 0,
             "rounds_ok": 0,
@@ -122,11 +135,15 @@ class NodeCore:
 
     def on_image(self, msg: Any) -> None:
         """Convert and keep the frame; a malformed image is counted, logged and skipped."""
+        engine = self.engine
+        if self.state != "active" or engine is None:
+            self.counters["frames_ignored"] += 1
+            return
         try:
             image = image_to_rgb(msg)
             stamp = msg.header.stamp
             frame = Frame(image, stamp.sec * 1_000_000_000 + stamp.nanosec, msg.header.frame_id or self.camera_frame_id)
-            self.engine.submit_frame(frame)
+            engine.submit_frame(frame)
         except InputError as exc:
             self.counters["frames_rejected"] += 1
             if str(exc) != self.last_image_error:  # once per kind of problem, not at camera rate
@@ -142,6 +159,11 @@ class NodeCore:
     def on_instruction(self, msg: Any) -> None:
         """Queue an instruction; when the queue is full the oldest waiting one is dropped, with an error result."""
         self.counters["instructions_received"] += 1
+        if self.state != "active":
+            self._publish_error(
+                RoundResult(self.config.default_session, str(msg.data)[:1000]), "not_ready", self._not_ready()
+            )
+            return
         try:
             instruction = parse_instruction(msg.data, self.config.default_session)
         except InputError as exc:
@@ -175,11 +197,17 @@ class NodeCore:
             pending = self._queue.popleft()
             self._in_flight = True
         try:
-            result = self.engine.handle(pending.instruction)
+            engine = self.engine
+            if engine is None:  # cleaned up while this instruction waited
+                result = RoundResult(pending.instruction.session, pending.instruction.text)
+                result.error_kind, result.error = "not_ready", self._not_ready()
+            else:
+                result = engine.handle(pending.instruction)
             self.publish(result)
         finally:
             with self._ready:
                 self._in_flight = False
+                self._ready.notify_all()  # wait_idle
         if result.ok:
             self.counters["rounds_ok"] += 1
             self._latencies.append(result.timings_ms["total"])
@@ -227,6 +255,55 @@ class NodeCore:
     def worker_alive(self) -> bool | None:
         """Whether the worker thread runs; None when none was started (bag replay drives process_next itself)."""
         return None if self._worker is None else self._worker.is_alive()
+
+    def wait_idle(self, timeout_s: float | None = None) -> bool:
+        """Block until no instruction waits or runs (True), or ``timeout_s`` passes (False)."""
+        with self._ready:
+            return self._ready.wait_for(lambda: not self._queue and not self._in_flight, timeout=timeout_s)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def configure(self, load: Callable[[], Engine]) -> tuple[bool, str]:
+        """Load the models with ``load`` (state ``loading`` meanwhile); on success the core is ``inactive``."""
+        self.state = "loading"
+        start = time.perf_counter()
+        try:
+            engine = load()
+        except Exception as exc:  # a failed load is reported, never raised into an executor
+            self.state = "failed"
+            self.last_error = f"loading the models failed: {exc}"
+            self._log("error", self.last_error)
+            return False, self.last_error
+        self.engine = engine
+        self.state = "inactive"
+        return True, f"models loaded in {time.perf_counter() - start:.1f} s"
+
+    def activate(self) -> tuple[bool, str]:
+        """Start taking images and instructions."""
+        if self.engine is None:
+            return False, "cannot activate: no models loaded (configure first)"
+        self.state = "active"
+        return True, "active"
+
+    def deactivate(self) -> tuple[bool, str]:
+        """Stop taking input; the memory, the models and the rounds already queued stay."""
+        if self.engine is not None:
+            self.state = "inactive"
+        return True, "inactive: not taking input, memory kept"
+
+    def cleanup(self, timeout_s: float = 30.0) -> tuple[bool, str]:
+        """Drop the models (and with them the memory) once queued rounds are done."""
+        self.state = "unconfigured"
+        drained = self.wait_idle(timeout_s)
+        self.engine = None
+        return True, "models released" + ("" if drained else " (a round was still running)")
+
+    def _not_ready(self) -> str:
+        return {
+            "loading": "not ready: the models are still loading",
+            "failed": f"not ready: {self.last_error}",
+            "inactive": "not ready: the node is inactive (lifecycle)",
+        }.get(self.state, "not ready: no models loaded (lifecycle node not configured)")
 
     @property
     def idle(self) -> bool:
@@ -282,6 +359,8 @@ class NodeCore:
 
     def reset(self, session: str | None = None) -> tuple[bool, str]:
         """Clear the memory of one session (all when None or empty)."""
+        if self.engine is None:
+            return False, self._not_ready()
         cleared = self.engine.reset(session or None)
         which = f"session '{session}'" if session else "all sessions"
         return True, f"cleared {which} ({cleared} with memory)"
@@ -295,6 +374,14 @@ class NodeCore:
         """Diagnostic level (0 OK, 1 WARN, 2 ERROR) and a summary line."""
         if self.worker_alive is False and not self._worker_stop.is_set():
             return 2, f"worker thread stopped: no instruction will be answered ({self.last_error or 'no error seen'})"
+        if self.state == "failed":
+            return 2, self.last_error
+        if self.state == "loading":
+            return 1, "loading the models"
+        if self.state == "unconfigured":
+            return 1, "unconfigured (lifecycle): configure loads the models"
+        if self.state == "inactive":
+            return 0, "inactive (lifecycle): not taking input"
         if self.queue_depth >= self.config.instruction_queue_size:
             return 1, "instruction queue full: instructions are being dropped"
         if self.counters["rounds_failed"] and self.last_error:
@@ -315,12 +402,14 @@ class NodeCore:
 
     def status(self) -> dict[str, str]:
         """Key/value pairs for ``/diagnostics``."""
+        engine = self.engine
         values = {
-            "segmenter": getattr(self.engine.segmenter, "name", "?"),
-            "reasoner": getattr(self.engine.reasoner, "name", "?"),
+            "state": self.state,
+            "segmenter": getattr(getattr(engine, "segmenter", None), "name", "-"),
+            "reasoner": getattr(getattr(engine, "reasoner", None), "name", "-"),
             "queue_depth": str(self.queue_depth),
             "queue_size": str(self.config.instruction_queue_size),
-            "encoder_runs": str(self.engine.encoder_runs),
+            "encoder_runs": str(getattr(engine, "encoder_runs", 0)),
             "last_error": self.last_error,
             "worker_alive": {None: "n/a", True: "true", False: "false"}[self.worker_alive],
         }
