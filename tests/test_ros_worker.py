@@ -213,7 +213,7 @@ def test_a_failed_load_is_an_error_state_not_an_exception(ts):
         raise FileNotFoundError("sam_vit_b_01ec64.pth not found")
 
     ok, message = core.configure(load)
-    assert not ok and core.state == "failed"
+    assert not ok and core.state == "failed" and "sam_vit_b" in message
     assert core.health() == (2, "loading the models failed: sam_vit_b_01ec64.pth not found")
     assert logger.records == [("error", "loading the models failed: sam_vit_b_01ec64.pth not found")]
 
