@@ -245,3 +245,30 @@ def image(ts):
         step=6,
         data=np.zeros(12, np.uint8),
     )
+
+
+def test_compressed_images_reach_the_engine_and_corrupt_ones_give_an_error_round(ts):
+    cv2 = pytest.importorskip("cv2", reason="OpenCV (the cv extra) is not installed")
+    import numpy as np
+
+    published, engine = [], StandInEngine()
+    core = NodeCore(engine, ts.types, Outputs(result=published.append))
+    rgb = np.random.default_rng(1).integers(0, 256, (6, 8, 3), dtype=np.uint8)
+    png = cv2.imencode(".png", rgb[:, :, ::-1])[1].tobytes()
+
+    def compressed(data, sec):
+        return ts.types["sensor_msgs/msg/CompressedImage"](
+            header=ts.types["std_msgs/msg/Header"](
+                stamp=ts.types["builtin_interfaces/msg/Time"](sec=sec, nanosec=5), frame_id="cam"
+            ),
+            format="png",
+            data=np.frombuffer(data, np.uint8).copy(),
+        )
+
+    core.on_image(compressed(png, 1))
+    assert len(engine.frames) == 1 and (engine.frames[0].image == rgb).all()
+    core.on_image(compressed(png[:50], 2))
+    (error,) = results(published)
+    assert error["error"]["kind"] == "image"
+    assert error["error"]["message"].startswith("image skipped (frame 'cam' at 2.000000005 s): compressed image")
+    assert core.counters["frames_rejected"] == 1 and len(engine.frames) == 1

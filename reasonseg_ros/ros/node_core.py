@@ -47,7 +47,7 @@ import numpy as np
 
 from reasonseg_ros.config import NodeConfig
 from reasonseg_ros.engine import Engine
-from reasonseg_ros.errors import InputError
+from reasonseg_ros.errors import InputError, MissingDependencyError
 from reasonseg_ros.masks import label_image
 from reasonseg_ros.messages import (
     image_to_rgb,
@@ -144,13 +144,26 @@ class NodeCore:
             stamp = msg.header.stamp
             frame = Frame(image, stamp.sec * 1_000_000_000 + stamp.nanosec, msg.header.frame_id or self.camera_frame_id)
             engine.submit_frame(frame)
-        except InputError as exc:
+        except (InputError, MissingDependencyError) as exc:
             self.counters["frames_rejected"] += 1
             if str(exc) != self.last_image_error:  # once per kind of problem, not at camera rate
-                self._log("warn", f"image skipped: {exc}")
+                self._image_error(msg, str(exc))
             self.last_image_error = self.last_error = str(exc)
             return
         self.counters["frames_received"] += 1
+
+    def _image_error(self, msg: Any, problem: str) -> None:
+        """Log and publish (as an error result) an image problem, naming the frame it came in."""
+        try:
+            stamp = msg.header.stamp
+            where = f"frame '{msg.header.frame_id or self.camera_frame_id}' at {stamp.sec}.{stamp.nanosec:09d} s"
+        except AttributeError:
+            where = "a message without a header"
+        text = f"image skipped ({where}): {problem}"
+        self._log("warn", text)
+        result = RoundResult(self.config.default_session, "")
+        result.error_kind, result.error = "image", text
+        self.publish(result)
 
     def on_camera_info(self, msg: Any) -> None:
         """Remember the camera's frame id for images whose header has none."""
