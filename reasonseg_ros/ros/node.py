@@ -55,8 +55,9 @@ from std_srvs.srv import Trigger
 from vision_msgs.msg import Detection2DArray
 
 from reasonseg_ros.config import Config, load_config
+from reasonseg_ros.deps import available
 from reasonseg_ros.engine import Engine
-from reasonseg_ros.errors import ReasonsegError
+from reasonseg_ros.errors import MissingDependencyError, ReasonsegError
 from reasonseg_ros.reasoner import create_reasoner
 from reasonseg_ros.ros.node_core import NodeCore, Outputs
 from reasonseg_ros.ros.params import ParameterRules, descriptor_fields, from_parameter, parameter_specs
@@ -251,6 +252,13 @@ class _Wiring:
     # -- models, tracking, shutdown ------------------------------------------------------------
 
     def _load_models(self) -> Engine:
+        if not available("pycocotools"):
+            # Every round run-length encodes its masks; pycocotools has no rosdep key, so say where it comes from.
+            raise MissingDependencyError(
+                "pycocotools is not installed (mask run-length encoding; there is no rosdep key): in the "
+                "workspace's venv, python3 -m pip install -c src/reasonseg_ros/constraints/ros.txt "
+                "-e 'src/reasonseg_ros[torch]' (README: Use it in ROS 2)"
+            )
         config = self.config
         # The reasoner first: a seg_token checkpoint carries the SAM weights the segmenter may take.
         start = time.perf_counter()
