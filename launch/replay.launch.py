@@ -137,10 +137,13 @@ def _replay(context: LaunchContext) -> list:
     drain = ExecuteProcess(
         cmd=["ros2", "service", "call", f"{prefix}/reasonseg/drain", "std_srvs/srv/Trigger"], output="screen"
     )
-    failed = [
-        LogInfo(msg="reasonseg could not load its models (see the node's error above); stopping"),
-        EmitEvent(event=Shutdown(reason="the reasonseg node could not be configured")),
-    ]
+
+    def failed() -> list:
+        return [
+            LogInfo(msg="reasonseg could not load its models (see the node's error above); stopping"),
+            EmitEvent(event=Shutdown(reason="the reasonseg node could not be configured")),
+        ]
+
     return [
         node,
         # configure (loads the models) -> inactive -> activate -> active -> record, then play.
@@ -169,14 +172,14 @@ def _replay(context: LaunchContext) -> list:
                 target_lifecycle_node=node,
                 start_state="configuring",
                 goal_state="unconfigured",
-                entities=failed,
+                entities=failed(),
             )
         ),
         RegisterEventHandler(
             OnStateTransition(
                 target_lifecycle_node=node,
                 start_state="errorprocessing",
-                entities=failed,
+                entities=failed(),
             )
         ),
         RegisterEventHandler(
