@@ -20,6 +20,7 @@ order, lifecycle wiring, QoS overrides, compressed images and tracking topics.
 """
 
 import importlib
+import sys
 import threading
 import time
 
@@ -28,6 +29,7 @@ import numpy as np
 import pytest
 from test_ros_worker import StandInEngine
 
+import reasonseg_ros.ros
 from reasonseg_ros.config import load_config
 
 rosbags_types = pytest.importorskip("reasonseg_ros.messages.rosbags_types")
@@ -44,6 +46,10 @@ def ros(monkeypatch):
     for node in list(fake_rclpy.NODES):
         if hasattr(node, "core") and not node.destroyed:
             node.destroy_node()
+    # Forget the module built on the stand-ins, so that a real rclpy test later imports the real one.
+    sys.modules.pop("reasonseg_ros.ros.node", None)
+    if hasattr(reasonseg_ros.ros, "node"):
+        delattr(reasonseg_ros.ros, "node")
 
 
 def stand_in(node_module, monkeypatch, engine=None):
