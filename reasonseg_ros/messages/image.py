@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from reasonseg_ros.deps import available
-from reasonseg_ros.errors import InputError, MissingDependencyError
+from reasonseg_ros.errors import InputError
 
 ENCODINGS: dict[str, tuple[np.dtype, int]] = {
     "rgb8": (np.dtype(np.uint8), 3),
@@ -192,7 +192,8 @@ def _decode(data: np.ndarray, kind: str) -> np.ndarray | None:
                 return np.asarray(picture.convert("RGB"))
         except (OSError, UnidentifiedImageError, SyntaxError):
             return None
-    raise MissingDependencyError(
+    # An input error, not a crash: the node keeps running and says what to install.
+    raise InputError(
         f"decoding {kind} images needs OpenCV or Pillow: apt install python3-opencv, or pip install 'reasonseg_ros[cv]'"
     )
 

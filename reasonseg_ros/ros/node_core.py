@@ -24,14 +24,6 @@ without ROS.
 Threads: ``on_image`` and ``on_instruction`` run in subscription callbacks
 and return at once; ``process_next`` runs on the worker thread and is the
 only caller of the engine's ``handle``.
-
-Lifecycle (``state``): a core built with an engine is ``active`` at once (bag
-replay, tests). The ROS node builds it without one (``unconfigured``) so that
-``/diagnostics`` can say ``loading`` while :meth:`configure` loads the models;
-:meth:`activate` starts taking input, :meth:`deactivate` stops it and keeps
-the memory, :meth:`cleanup` drops the models. Input that arrives while the
-core is not active is not buffered: an instruction gets a ``not_ready`` error
-round at once.
 """
 
 from __future__ import annotations
@@ -47,7 +39,7 @@ import numpy as np
 
 from reasonseg_ros.config import NodeConfig
 from reasonseg_ros.engine import Engine
-from reasonseg_ros.errors import InputError, MissingDependencyError
+from reasonseg_ros.errors import InputError
 from reasonseg_ros.masks import label_image
 from reasonseg_ros.messages import (
     image_to_rgb,
@@ -144,7 +136,7 @@ class NodeCore:
             stamp = msg.header.stamp
             frame = Frame(image, stamp.sec * 1_000_000_000 + stamp.nanosec, msg.header.frame_id or self.camera_frame_id)
             engine.submit_frame(frame)
-        except (InputError, MissingDependencyError) as exc:
+        except InputError as exc:
             self.counters["frames_rejected"] += 1
             if str(exc) != self.last_image_error:  # once per kind of problem, not at camera rate
                 self._image_error(msg, str(exc))
@@ -275,6 +267,11 @@ class NodeCore:
             return self._ready.wait_for(lambda: not self._queue and not self._in_flight, timeout=timeout_s)
 
     # -- lifecycle -----------------------------------------------------------------------------
+    # A core built with an engine is ``active`` at once (bag replay, tests). The ROS node builds it
+    # without one (``unconfigured``) so that /diagnostics can say ``loading`` while configure() loads
+    # the models; activate() starts taking input, deactivate() stops it and keeps the memory, cleanup()
+    # drops the models. Input while not active is not buffered: an instruction gets a ``not_ready``
+    # error round at once.
 
     def configure(self, load: Callable[[], Engine]) -> tuple[bool, str]:
         """Load the models with ``load`` (state ``loading`` meanwhile); on success the core is ``inactive``."""
