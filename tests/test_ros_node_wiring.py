@@ -284,3 +284,16 @@ def test_diagnostics_run_on_a_steady_clock_and_say_loading(ros, monkeypatch):
     release.set()
     loader.join(10.0)
     assert node.core.state == "active"
+
+
+def test_an_unexpected_exception_in_a_callback_is_logged_not_raised(ros, monkeypatch):
+    # rclpy's executor re-raises a callback's exception out of spin(), which would end the node.
+    def boom(self, msg):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(ros.NodeCore, "on_image", boom)
+    stand_in(ros, monkeypatch)
+    node = ros.ReasonsegNode()
+    node.subscription("image").callback(image(ros))
+    node.subscription("image").callback(image(ros))
+    assert node.get_logger().records.count(("error", "image callback failed: RuntimeError: boom")) == 1

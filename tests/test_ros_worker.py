@@ -41,6 +41,7 @@ class StandInEngine:
         self.block = block
         self.encoder_runs = 0
         self.segmenter = self.reasoner = SimpleNamespace(name="stand-in")
+        self.tracker, self.tracking_errors = None, 0  # tracking off
         self.frames = []
         self.handled = []
 

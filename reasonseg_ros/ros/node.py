@@ -61,7 +61,7 @@ from reasonseg_ros.errors import MissingDependencyError, ReasonsegError
 from reasonseg_ros.reasoner import create_reasoner
 from reasonseg_ros.ros.node_core import NodeCore, Outputs
 from reasonseg_ros.ros.params import ParameterRules, descriptor_fields, from_parameter, parameter_specs
-from reasonseg_ros.ros.runtime import PublishGate, log_at
+from reasonseg_ros.ros.runtime import PublishGate, guarded, log_at
 from reasonseg_ros.segmenter import create_segmenter
 
 NODE_NAME = "reasonseg"
@@ -150,7 +150,11 @@ class _Wiring:
         self.create_service(Trigger, "reset", self._on_reset, callback_group=services)
         self.create_service(Trigger, "~/drain", self._on_drain, callback_group=services)
         self.create_subscription(
-            String, "reset_session", self.core.on_reset_session, command_qos, callback_group=services
+            String,
+            "reset_session",
+            guarded(self.core.on_reset_session, self._log, "reset_session"),
+            command_qos,
+            callback_group=services,
         )
         diagnostics_pub = self.create_publisher(get_message("diagnostic_msgs/msg/DiagnosticArray"), "/diagnostics", 1)
         self._diagnostics = gate(diagnostics_pub.publish)
@@ -158,7 +162,7 @@ class _Wiring:
         # diagnostics must say "loading" before that.
         self.create_timer(
             node_cfg.diagnostics_period_s,
-            self._publish_diagnostics,
+            guarded(self._publish_diagnostics, self._log, "diagnostics"),
             callback_group=services,
             clock=Clock(clock_type=ClockType.STEADY_TIME),
         )
@@ -226,18 +230,22 @@ class _Wiring:
             self.create_subscription(
                 image_type,
                 image_topic,
-                self.core.on_image,
+                guarded(self.core.on_image, self._log, "image callback"),
                 image_qos,
                 callback_group=group,
                 qos_overriding_options=overridable,
             ),
             self.create_subscription(
-                CameraInfo, "camera_info", self.core.on_camera_info, image_qos, callback_group=group
+                CameraInfo,
+                "camera_info",
+                guarded(self.core.on_camera_info, self._log, "camera_info callback"),
+                image_qos,
+                callback_group=group,
             ),
             self.create_subscription(
                 String,
                 "instruction",
-                self.core.on_instruction,
+                guarded(self.core.on_instruction, self._log, "instruction callback"),
                 command_qos,
                 callback_group=MutuallyExclusiveCallbackGroup(),
                 qos_overriding_options=overridable,

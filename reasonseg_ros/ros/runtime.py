@@ -50,6 +50,30 @@ def log_at(logger: Any, level: str, text: str) -> None:
         logger.error(f"(unknown log level {level!r}) {text}")
 
 
+def guarded(callback: Callable[[Any], None], log: Callable[[str, str], None], name: str) -> Callable[[Any], None]:
+    """``callback`` for an rclpy subscription or timer, with any exception logged instead of raised.
+
+    rclpy's executor re-raises an exception from a callback out of ``spin()``,
+    which ends the node; an unexpected one is logged at error level instead,
+    once per distinct message, and the node keeps running.
+    """
+    seen: set[str] = set()
+
+    def run(*args: Any) -> None:
+        try:
+            callback(*args)
+        except Exception as exc:  # the node must outlive one bad callback
+            text = f"{name} failed: {type(exc).__name__}: {exc}"
+            if text not in seen and len(seen) < 100:
+                seen.add(text)
+                try:
+                    log("error", text)
+                except Exception:  # a broken logger must not end the executor either
+                    pass
+
+    return run
+
+
 class PublishGate:
     """Wraps publish callables so that nothing is published once :meth:`close` has returned.
 
