@@ -49,6 +49,11 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("use_sim_time", default_value="false", description="follow /clock (bag replay)"),
         DeclareLaunchArgument("lifecycle", default_value="false", description="run the managed (lifecycle) node"),
         DeclareLaunchArgument(
+            "params_file",
+            default_value="",
+            description="ROS parameter file applied after config_file: any section.key, and qos_overrides",
+        ),
+        DeclareLaunchArgument(
             "autostart", default_value="true", description="lifecycle node: configure and activate it at launch"
         ),
     ]
@@ -82,6 +87,9 @@ def _node(context: LaunchContext) -> list:
         ],
         "arguments": ["--ros-args", "--log-level", LaunchConfiguration("log_level")],
     }
+    params_file = LaunchConfiguration("params_file").perform(context)
+    if params_file:
+        common["parameters"].append(params_file)
     if not lifecycle:
         return [Node(**common)]
     node = LifecycleNode(**common)

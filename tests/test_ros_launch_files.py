@@ -123,7 +123,10 @@ def test_replay_namespace_and_storage(monkeypatch, tmp_path):
 )
 def test_reasonseg_launch_plain_or_lifecycle(monkeypatch, lifecycle, autostart, expected):
     module = load(monkeypatch, "reasonseg.launch.py")
-    context = fake_launch.LaunchContext({"lifecycle": lifecycle, "autostart": autostart, "use_sim_time": "false"})
+    context = fake_launch.LaunchContext(
+        {"lifecycle": lifecycle, "autostart": autostart, "use_sim_time": "false", "params_file": "/qos.yaml"}
+    )
     entities = module._node(context)
     assert [type(e).__name__ for e in entities] == expected
     assert entities[0].kwargs["parameters"][0]["node.lifecycle"] is (lifecycle == "true")
+    assert entities[0].kwargs["parameters"][1] == "/qos.yaml"  # after config_file's values, so it wins
