@@ -231,12 +231,17 @@ def test_bad_compressed_images_are_clear_errors(ts, source, fmt, message):
 
 
 @pytest.mark.parametrize(("encoding", "code"), [("yuv422", "UYVY"), ("uyvy", "UYVY"), ("yuyv", "YUYV")])
-def test_yuv422_matches_opencvs_conversion(ts, cv2, encoding, code):
+@pytest.mark.parametrize("use_opencv", [True, False])
+def test_yuv422_matches_opencvs_conversion(ts, cv2, monkeypatch, encoding, code, use_opencv):
     packed = np.random.default_rng(5).integers(16, 236, (6, 8, 2), dtype=np.uint8)
     reference = cv2.cvtColor(packed, getattr(cv2, f"COLOR_YUV2RGB_{code}"))
-    msg = make(ts, packed.tobytes(), 6, 8, encoding, 16)
+    rows = np.zeros((6, 20), np.uint8)  # step 20: padded rows
+    rows[:, :16] = packed.reshape(6, 16)
+    msg = make(ts, rows.tobytes(), 6, 8, encoding, 20)
+    real = image_module.available
+    monkeypatch.setattr(image_module, "available", lambda name: (use_opencv or name != "cv2") and real(name))
     out = image_to_rgb(msg)
-    assert np.abs(out.astype(int) - reference.astype(int)).max() <= 2  # OpenCV's fixed-point rounding
+    assert np.abs(out.astype(int) - reference.astype(int)).max() <= 2  # the numpy path: OpenCV's rounding
 
 
 def test_bayer_cells_by_hand(ts):
