@@ -82,3 +82,20 @@ def test_pycocotools_is_a_pip_extra_not_a_core_requirement():
     assert "pycocotools" not in requires and "numpy>=1.21" in requires  # Humble's numpy satisfies it
     assert "pycocotools" not in depends("exec_depend", "depend")
     assert "pycocotools" in (ROOT / "package.xml").read_text()  # the note saying where it comes from
+
+
+def test_readme_install_avoids_the_traps():
+    """Defect 8: colcon from inside the venv (console scripts take colcon's interpreter), numpy < 2, ros2 run."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Use it in ROS 2") : readme.index("## Install options")]
+    for needed in (
+        "python3 -m venv --system-site-packages .venv && touch .venv/COLCON_IGNORE && source .venv/bin/activate",
+        "-c src/reasonseg_ros/constraints/ros.txt",
+        "python3 -m colcon build",
+        "ros2 run reasonseg_ros reasonseg",
+        "rosdep install --from-paths src",
+    ):
+        assert needed in section, needed
+    assert "\ncolcon build" not in section  # colcon's own interpreter would land in the #! lines
+    constraints = (ROOT / "constraints" / "ros.txt").read_text().split("\n")
+    assert "numpy<2" in constraints
