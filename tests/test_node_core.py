@@ -192,11 +192,6 @@ def test_bad_images_and_instructions_are_reported_and_later_rounds_succeed(ts, n
     core.on_image(image_msg(ts, data=np.zeros(0, np.uint8)))
     assert core.counters["frames_rejected"] == 3 and core.counters["frames_received"] == 0
     assert any("step 10 is smaller" in text for _, text in logs)
-    image_errors = sink.results()
-    assert [r["error"]["kind"] for r in image_errors] == ["image"] * 3  # each kind of problem once, as a result
-    assert "frame 'camera' at 0.000000000 s" in image_errors[1]["error"]["message"]
-    assert "'16uc1' is not supported (depth" in image_errors[1]["error"]["message"]
-    sink.topics["result"].clear()
     core.on_instruction(string(ts, '{"text": 5}'))  # a malformed envelope: answered at once
     core.on_instruction(string(ts, targets(BOX)))  # no frame yet
     core.process_next()

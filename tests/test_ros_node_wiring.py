@@ -20,6 +20,7 @@ order, lifecycle wiring, QoS overrides, compressed images and tracking topics.
 """
 
 import importlib
+import json
 import sys
 import threading
 import time
@@ -91,6 +92,9 @@ def test_warning_then_info_then_error_through_the_real_node(ros, monkeypatch):
     node.subscription("image").callback(image(ros, "16UC1"))  # warn again, from the same call site
     severities = [severity for severity, _ in node.get_logger().records]
     assert severities[-4:] == ["warning", "info", "error", "warning"]
+    errors = [json.loads(m.data)["error"] for m in node.publishers["result"].sent]
+    assert [e["kind"] for e in errors] == ["image", "image"]  # the node publishes refused images as results
+    assert errors[0]["message"].startswith("image skipped (frame 'cam' at 1.000000000 s)")
 
 
 def test_an_integer_for_a_double_and_true_for_an_optional_bool(ros, monkeypatch, tmp_path):

@@ -253,7 +253,7 @@ def test_compressed_images_reach_the_engine_and_corrupt_ones_give_an_error_round
     import numpy as np
 
     published, engine = [], StandInEngine()
-    core = NodeCore(engine, ts.types, Outputs(result=published.append))
+    core = NodeCore(engine, ts.types, Outputs(result=published.append), publish_image_errors=True)
     rgb = np.random.default_rng(1).integers(0, 256, (6, 8, 3), dtype=np.uint8)
     png = cv2.imencode(".png", rgb[:, :, ::-1])[1].tobytes()
 
@@ -273,3 +273,12 @@ def test_compressed_images_reach_the_engine_and_corrupt_ones_give_an_error_round
     assert error["error"]["kind"] == "image"
     assert error["error"]["message"].startswith("image skipped (frame 'cam' at 2.000000005 s): compressed image")
     assert core.counters["frames_rejected"] == 1 and len(engine.frames) == 1
+    core.on_image(compressed(png[:50], 3))
+    assert len(published) == 1  # the same problem again: counted, not published at camera rate
+
+
+def test_bag_replay_counts_refused_images_without_error_results(ts):
+    published = []
+    core = NodeCore(StandInEngine(), ts.types, Outputs(result=published.append))
+    core.on_image(image(ts).__class__(**{**image(ts).__dict__, "encoding": "32FC1"}))
+    assert core.counters["frames_rejected"] == 1 and published == []

@@ -146,6 +146,7 @@ class _Wiring:
             wrap_data=to_uint8_array,
             log=self._log,
             now_ns=lambda: self.get_clock().now().nanoseconds,
+            publish_image_errors=True,
         )
         self.create_service(Trigger, "reset", self._on_reset, callback_group=services)
         self.create_service(Trigger, "~/drain", self._on_drain, callback_group=services)

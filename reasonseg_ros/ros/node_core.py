@@ -90,7 +90,10 @@ class NodeCore:
         wrap_data: Callable[[np.ndarray], Any] | None = None,
         log: Callable[[str, str], None] | None = None,
         now_ns: Callable[[], int] = time.time_ns,
+        publish_image_errors: bool = False,
     ) -> None:
+        """``publish_image_errors``: a refused image also becomes an error result naming the frame (the ROS
+        node; bag replay counts refused images in ``frames_skipped`` instead)."""
         if engine is None and config is None:
             raise ValueError("NodeCore without an engine needs its NodeConfig")
         self.engine = engine
@@ -102,6 +105,7 @@ class NodeCore:
         self._wrap_data = wrap_data
         self._log = log or (lambda level, text: None)
         self._now_ns = now_ns
+        self._publish_image_errors = publish_image_errors
         self._queue: deque[Pending] = deque()
         self._in_flight = False
         self._ready = threading.Condition()
@@ -153,9 +157,10 @@ class NodeCore:
             where = "a message without a header"
         text = f"image skipped ({where}): {problem}"
         self._log("warn", text)
-        result = RoundResult(self.config.default_session, "")
-        result.error_kind, result.error = "image", text
-        self.publish(result)
+        if self._publish_image_errors:
+            result = RoundResult(self.config.default_session, "")
+            result.error_kind, result.error = "image", text
+            self.publish(result)
 
     def on_camera_info(self, msg: Any) -> None:
         """Remember the camera's frame id for images whose header has none."""
