@@ -427,6 +427,11 @@ class NodeConfig:
 
     instruction_queue_size: int = ranged(4, low=1)
     """Instructions waiting for the worker; when full, the oldest waiting one is dropped with an error result."""
+    lifecycle: bool = False
+    """ROS node only: run as a managed (lifecycle) node: configure loads the models, activate subscribes."""
+    image_transport: Literal["raw", "compressed"] = "raw"
+    """raw: sensor_msgs/Image on ``image``; compressed: sensor_msgs/CompressedImage (jpeg, png) on
+    ``image/compressed`` (ROS node only)."""
     image_qos_depth: int = ranged(2, low=1)
     """History depth of the image subscription."""
     image_qos_reliability: Literal["best_effort", "reliable"] = "best_effort"

@@ -190,7 +190,7 @@ def test_bad_images_and_instructions_are_reported_and_later_rounds_succeed(ts, n
     core, sink = node()
     core._log = lambda level, text: logs.append((level, text))
     core.on_image(image_msg(ts, step=10))
-    core.on_image(image_msg(ts, encoding="yuv422"))
+    core.on_image(image_msg(ts, encoding="16UC1"))
     core.on_image(image_msg(ts, data=np.zeros(0, np.uint8)))
     assert core.counters["frames_rejected"] == 3 and core.counters["frames_received"] == 0
     assert any("step 10 is smaller" in text for _, text in logs)
