@@ -20,8 +20,9 @@ import itertools
 import json
 import shutil
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -46,6 +47,8 @@ class Query:
     session: str
     round: int = 0
     ignore: RLE | None = None
+    extra: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    """Kept in the ground-truth record's ``extra`` (``reference``: how the reference evaluations pose it)."""
 
 
 @dataclass(frozen=True)
@@ -148,7 +151,14 @@ def _write(samples: Iterable[ImageSample], out: Path, limit: int | None) -> tupl
                 )
                 records.append(
                     GroundTruth(
-                        len(records), query.session, query.round, query.text, query.objects, stamp, query.ignore
+                        len(records),
+                        query.session,
+                        query.round,
+                        query.text,
+                        query.objects,
+                        stamp,
+                        query.ignore,
+                        dict(query.extra),
                     )
                 )
     write_jsonl(out / FILE_NAME, records)

@@ -95,6 +95,7 @@ def samples(src: Path, images_dir: Path, split: str | None, split_by: str | None
                         text=sentence["sent"],
                         objects=((label, mask),) if present else (),
                         session=f"{name}-{ref['ref_id']}-{sentence.get('sent_id', len(queries))}",
+                        extra={"reference": {"dataset": name}},
                     )
                 )
         yield ImageSample(images_dir / info["file_name"], tuple(queries))
