@@ -177,6 +177,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         ground_truth=Path(args.gt) if args.gt else None,
         rate=args.rate,
         progress=not args.quiet,
+        protocol=args.protocol,
     )
     try:
         run = replay(args.bag, config, args.out, options)
@@ -184,7 +185,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
         raise ReasonsegError(str(exc)) from exc
     written = write_report(run, args.out)
     m = run.metrics
-    print(f"gIoU {m['gIoU']}, cIoU {m['cIoU']}, N-acc {m['N-acc']}, T-acc {m['T-acc']} over {m['samples']} samples")
+    print(
+        f"gIoU {m['gIoU']}, cIoU {m['cIoU']}, N-acc {m['N-acc']}, T-acc {m['T-acc']} over {m['samples']} samples"
+        f" ({args.protocol} protocol)"
+    )
     for problem in run.run["mismatches"]:
         print(f"mismatch: {problem}", file=sys.stderr)
     print("wrote " + ", ".join(str(p) for p in written))
@@ -261,6 +265,13 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--gt", help="ground-truth JSON lines (default: ground_truth.jsonl in the bag folder)")
     rep.add_argument("--mode", choices=["deterministic", "realtime"], default="deterministic")
     rep.add_argument("--rate", type=float, default=1.0, help="playback rate in realtime mode")
+    rep.add_argument(
+        "--protocol",
+        choices=["free", "reference"],
+        default="free",
+        help="free: the model answers freely (default); reference: seg_token models are posed each sample and "
+        "teacher-forced its ground-truth answer as their published evaluations did (docs/seg_token.md)",
+    )
     rep.add_argument("--image-topic", help="default: replay.image_topic of the config")
     rep.add_argument("--instruction-topic", help="default: replay.instruction_topic of the config")
     rep.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -68,6 +68,10 @@ class ReplayOptions:
     rate: float = 1.0
     """Playback speed in real-time mode."""
     progress: bool = True
+    protocol: Literal["free", "reference"] = "free"
+    """free: the model answers freely, as on the robot; reference: each instruction is posed and its
+    ground-truth answer teacher-forced as the model's published evaluation did (``seg_token`` only,
+    docs/seg_token.md)."""
 
 
 @dataclass
@@ -101,6 +105,7 @@ def replay(bag: str | Path, config: Config, out_dir: str | Path, options: Replay
         if isinstance(engine.reasoner, OracleReasoner):
             for index, record in matching.pairs if matching else []:
                 engine.reasoner.expect(*instructions[index], record.objects)
+        scored = _reference_protocol(engine, instructions, matching) if options.protocol == "reference" else None
         out_dir.mkdir(parents=True, exist_ok=True)
         with BagWriter(out_dir / "output_bag") as writer:
             player = _Player(engine, writer, config, ids, progress=options.progress)
@@ -115,16 +120,57 @@ def replay(bag: str | Path, config: Config, out_dir: str | Path, options: Replay
         reader.close()
 
     samples = []
+    rejected: list[tuple[bool, bool]] = []
     for index, record in matching.pairs if matching else []:
+        if scored is not None and index not in scored:
+            continue  # left out by the reference evaluation (ReasonSeg texts after an image's first)
         result = player.results.get(index)
         ok = bool(result and result["ok"])
         predicted = [o["mask"] for o in result["objects"]] if ok else []
         samples.append(Sample(predicted, record.masks, record.round, result["timings_ms"] if ok else {}, record.ignore))
+        rejected.append((bool(record.objects), bool(ok and result["rejections"])))
     metrics = summarize(samples)
+    metrics["protocol"] = options.protocol
+    if scored is not None and getattr(engine.reasoner, "rej_id", None) is not None:
+        # GSVA's eval_gres: N-acc / T-acc from the predicted marker, masks scored regardless
+        without = [r for present, r in rejected if not present]
+        with_target = [not r for present, r in rejected if present]
+        metrics["N-acc"] = sum(without) / len(without) if without else None
+        metrics["T-acc"] = sum(with_target) / len(with_target) if with_target else None
     run = _run_info(
         bag, config, options, engine, player, matching, truth_source, wall_s, image_topic, instruction_topic
     )
     return ReplayRun(metrics, run, player.results, samples)
+
+
+def _reference_protocol(engine: Engine, instructions: list[tuple[str, str]], matching: Any) -> set[int]:
+    """Wrap the seg_token reasoner so that each instruction is answered as its reference evaluation does;
+    returns the instruction indices the reference scores."""
+    from reasonseg_ros.reasoner.seg_token.reasoner import SegTokenReasoner
+    from reasonseg_ros.reasoner.seg_token.reference import ReferenceProtocol, reference_round
+
+    inner = engine.reasoner
+    if not isinstance(inner, SegTokenReasoner):
+        raise ValueError(f"--protocol reference needs a seg_token reasoner (LISA, GSVA, READ), not {inner.name}")
+    if matching is None:
+        raise ValueError("--protocol reference needs ground truth: it teacher-forces the ground-truth answers")
+    wrapper = ReferenceProtocol(inner)
+    scored = set()
+    for index, record in matching.pairs:
+        info = record.extra.get("reference", {})
+        sample = reference_round(
+            inner.layout.name,
+            record.text,
+            bool(record.objects),
+            referring=info.get("dataset", "refcoco") != "reasonseg",
+            is_sentence=bool(info.get("is_sentence", False)),
+            first=bool(info.get("first", True)),
+        )
+        wrapper.expect(*instructions[index], sample)
+        if sample.scored:
+            scored.add(index)
+    engine.reasoner = wrapper
+    return scored
 
 
 def _connections(reader: Any, wanted: dict[str, str]) -> dict[str, Any]:
@@ -287,6 +333,7 @@ def _run_info(
     return {
         "bag": str(bag),
         "mode": options.mode,
+        "protocol": options.protocol,
         "rate": options.rate,
         "topics": {"image": image_topic, "instruction": instruction_topic},
         "ground_truth": truth_source,
