@@ -187,8 +187,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
     m = run.metrics
     print(
         f"gIoU {m['gIoU']}, cIoU {m['cIoU']}, N-acc {m['N-acc']}, T-acc {m['T-acc']} over {m['samples']} samples"
-        f" ({args.protocol} protocol)"
+        f" ({m['protocol']} protocol)"
     )
+    if "reference" in m:
+        r = m["reference"]
+        print(f"gIoU {r['gIoU']}, cIoU {r['cIoU']}, N-acc {r['N-acc']}, T-acc {r['T-acc']} (reference protocol)")
     for problem in run.run["mismatches"]:
         print(f"mismatch: {problem}", file=sys.stderr)
     print("wrote " + ", ".join(str(p) for p in written))
@@ -267,10 +270,11 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--rate", type=float, default=1.0, help="playback rate in realtime mode")
     rep.add_argument(
         "--protocol",
-        choices=["free", "reference"],
+        choices=["free", "reference", "both"],
         default="free",
         help="free: the model answers freely (default); reference: seg_token models are posed each sample and "
-        "teacher-forced its ground-truth answer as their published evaluations did (docs/seg_token.md)",
+        "teacher-forced its ground-truth answer as their published evaluations did (docs/seg_token.md); "
+        "both: free, then reference on the same loaded models, reported side by side",
     )
     rep.add_argument("--image-topic", help="default: replay.image_topic of the config")
     rep.add_argument("--instruction-topic", help="default: replay.instruction_topic of the config")

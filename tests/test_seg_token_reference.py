@@ -268,11 +268,16 @@ def test_replay_reference_protocol_scores_only_the_first_reasonseg_text(
     (split / "kitchen.json").write_text(json.dumps(annotation))
     bag = convert("reasonseg", tmp_path / "ReasonSeg", tmp_path / "bag", split="val")[0]
     read = SegTokenReasoner(tiny_model(336, "mlp2x_gelu"), tiny_tokenizer(), LAYOUTS["read"])
-    engine = make_engine(reasoner=read)
-    monkeypatch.setattr(Engine, "from_config", classmethod(lambda cls, config: engine))
+    monkeypatch.setattr(Engine, "from_config", classmethod(lambda cls, config: make_engine(reasoner=read)))
     config = load_config(None, {"segmenter.model_type": "vit_tiny", "segmenter.random_weights": True})
     run = replay(bag, config, tmp_path / "out", ReplayOptions(progress=False, protocol="reference"))
     assert run.metrics["samples"] == 1 and len(run.results) == 2  # both run, the first scored (READ / LISA's val)
     assert run.results[0]["raw_output"].strip() == "Sure, the segmentation result is [SEG]."
-    free = replay(bag, config, tmp_path / "free", ReplayOptions(progress=False))
-    assert free.metrics["samples"] == 2 and free.metrics["protocol"] == "free"
+    both = replay(bag, config, tmp_path / "both", ReplayOptions(progress=False, protocol="both"))
+    assert both.metrics["samples"] == 2 and both.metrics["protocol"] == "free" and both.run["protocol"] == "both"
+    assert both.metrics["reference"]["samples"] == 1 and both.metrics["reference"]["protocol"] == "reference"
+    assert (tmp_path / "both" / "reference" / "output_bag").is_dir()
+    from reasonseg_ros.eval.report import render_markdown
+
+    report = render_markdown(both, [])
+    assert "| free |" in report and "| reference (ground-truth answer teacher-forced) |" in report

@@ -32,7 +32,7 @@ import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -68,10 +68,11 @@ class ReplayOptions:
     rate: float = 1.0
     """Playback speed in real-time mode."""
     progress: bool = True
-    protocol: Literal["free", "reference"] = "free"
+    protocol: Literal["free", "reference", "both"] = "free"
     """free: the model answers freely, as on the robot; reference: each instruction is posed and its
     ground-truth answer teacher-forced as the model's published evaluation did (``seg_token`` only,
-    docs/seg_token.md)."""
+    docs/seg_token.md); both: free, then reference with the same loaded models (its figures under
+    ``metrics["reference"]``, its output bag in ``reference/``)."""
 
 
 @dataclass
@@ -83,12 +84,29 @@ class ReplayRun:
     results: dict[int, dict[str, Any]] = field(default_factory=dict)
     """Parsed result JSON per instruction index."""
     samples: list[Sample] = field(default_factory=list)
+    models: tuple[Any, Any] | None = None
+    """The ``(segmenter, reasoner)`` the run loaded, for a second run on the same models."""
 
 
-def replay(bag: str | Path, config: Config, out_dir: str | Path, options: ReplayOptions | None = None) -> ReplayRun:
-    """Replay ``bag`` through the engine; writes the output bag into ``out_dir`` and returns the figures."""
+def replay(
+    bag: str | Path,
+    config: Config,
+    out_dir: str | Path,
+    options: ReplayOptions | None = None,
+    models: tuple[Any, Any] | None = None,
+) -> ReplayRun:
+    """Replay ``bag`` through the engine; writes the output bag into ``out_dir`` and returns the figures.
+
+    ``models``: an already loaded ``(segmenter, reasoner)`` to build the engine from (``both`` reuses them).
+    """
     options = options or ReplayOptions()
     bag, out_dir = Path(bag), Path(out_dir)
+    if options.protocol == "both":
+        free = replay(bag, config, out_dir, replace(options, protocol="free"), models)
+        reference = replay(bag, config, out_dir / "reference", replace(options, protocol="reference"), free.models)
+        free.metrics["reference"] = reference.metrics
+        free.run["protocol"] = "both"
+        return free
     image_topic = options.image_topic or config.replay.image_topic
     instruction_topic = options.instruction_topic or config.replay.instruction_topic
     if image_topic == instruction_topic:
@@ -101,7 +119,8 @@ def replay(bag: str | Path, config: Config, out_dir: str | Path, options: Replay
         instructions, ids = _instruction_keys(reader, connections[instruction_topic], config.node.default_session)
         records, truth_source = _ground_truth(reader, bag, options.ground_truth, config.replay.ground_truth_topic)
         matching = match(instructions, records) if records is not None else None
-        engine = Engine.from_config(config)
+        engine = Engine.from_config(config) if models is None else Engine(*models, config)
+        loaded = (engine.segmenter, engine.reasoner)
         if isinstance(engine.reasoner, OracleReasoner):
             for index, record in matching.pairs if matching else []:
                 engine.reasoner.expect(*instructions[index], record.objects)
@@ -140,7 +159,7 @@ def replay(bag: str | Path, config: Config, out_dir: str | Path, options: Replay
     run = _run_info(
         bag, config, options, engine, player, matching, truth_source, wall_s, image_topic, instruction_topic
     )
-    return ReplayRun(metrics, run, player.results, samples)
+    return ReplayRun(metrics, run, player.results, samples, loaded)
 
 
 def _reference_protocol(engine: Engine, instructions: list[tuple[str, str]], matching: Any) -> set[int]:
