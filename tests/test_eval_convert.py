@@ -172,7 +172,11 @@ def test_grefcoco_multi_and_no_target(tmp_path):
     _, _, records = read_bag(bag)
     assert [len(r.objects) for r in records] == [2, 0]
     assert [r.text for r in records] == ["cup and plate", "the dog"]
-    assert [r.extra["reference"] for r in records] == [{"dataset": "grefcoco"}] * 2  # how the references pose it
+    # GSVA's evaluation asks all of an image's expressions in one question: each record knows them all
+    assert [r.extra["reference"] for r in records] == [
+        {"dataset": "grefcoco", "group": ["cup and plate", "the dog"], "present": [True, False], "position": k}
+        for k in range(2)
+    ]
 
 
 def test_reasonseg_with_ignore_regions(tmp_path):

@@ -98,6 +98,14 @@ def test_each_reference_poses_the_sample_as_its_code_does(
     assert (sample.question, sample.answer) == (question, answer)
 
 
+def test_gsva_asks_all_of_an_images_expressions_in_one_question() -> None:
+    group = (("Man in red.", True), ("the dog", False), ("cup", True))
+    sample = reference_round("gsva", "the dog", False, True, group=group, position=1)
+    assert sample.question == " What are man in red, the dog, cupin this image? Please output segmentation masks."
+    assert sample.answer == "Sure,man in red:[SEG], the dog:[REJ], cup:[SEG]."
+    assert sample.marker == 1
+
+
 def test_reasonseg_scores_only_an_images_first_text() -> None:
     assert reference_round("lisa", "x", True, False, True, first=True).scored
     assert not reference_round("read", "x", True, False, True, first=False).scored
@@ -227,12 +235,14 @@ def test_replay_reference_protocol_scores_as_gsvas_eval_gres(
     assert run.metrics["protocol"] == run.run["protocol"] == "reference"
     assert "reference protocol" in run.run["reasoner"]
     cup, dog = run.results[0], run.results[1]
-    assert cup["raw_output"].strip() == "Sure,the cup:[SEG]." and dog["raw_output"].strip() == "Sure,the dog:[REJ]."
+    # one conversation per image with all its expressions, as GSVA's ValDataset; each instruction takes its marker
+    assert cup["raw_output"].strip() == dog["raw_output"].strip() == "Sure,the cup:[SEG], the dog:[REJ]."
+    assert [o["label"] for o in cup["objects"]] == ["the cup"]
     # the present target's mask is scored either way; N-acc / T-acc follow the predicted marker
     assert len(cup["objects"]) == 1
     if argmax == "[SEG]":
         assert (run.metrics["T-acc"], run.metrics["N-acc"]) == (1.0, 0.0)
-        assert len(dog["objects"]) == 1
+        assert [o["label"] for o in dog["objects"]] == ["the dog"]  # its own marker, not the first
     else:
         assert (run.metrics["T-acc"], run.metrics["N-acc"]) == (0.0, 1.0)
         assert not dog["objects"] and run.samples[1].predicted == []

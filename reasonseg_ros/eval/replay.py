@@ -184,6 +184,8 @@ def _reference_protocol(engine: Engine, instructions: list[tuple[str, str]], mat
             referring=info.get("dataset", "refcoco") != "reasonseg",
             is_sentence=bool(info.get("is_sentence", False)),
             first=bool(info.get("first", True)),
+            group=tuple(zip(info.get("group", []), info.get("present", []), strict=False)),
+            position=int(info.get("position", 0)),
         )
         wrapper.expect(*instructions[index], sample)
         if sample.scored:

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import shutil
@@ -55,6 +56,22 @@ class Query:
 class ImageSample:
     image: Path
     queries: tuple[Query, ...]
+
+
+def referring_group(queries: Sequence[Query], dataset: str) -> tuple[Query, ...]:
+    """Mark each of an image's referring queries with all of them, as GSVA's evaluation asks them together.
+
+    ``extra["reference"]``: ``dataset``, the image's phrases in order (``group``), which are present and
+    this query's ``position`` (``reasoner/seg_token/reference.py``).
+    """
+    group = [q.text for q in queries]
+    present = [bool(q.objects) for q in queries]
+    return tuple(
+        dataclasses.replace(
+            q, extra={"reference": {"dataset": dataset, "group": group, "present": present, "position": k}}
+        )
+        for k, q in enumerate(queries)
+    )
 
 
 def load_rgb(path: Path) -> np.ndarray:

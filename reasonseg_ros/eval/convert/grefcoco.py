@@ -26,11 +26,8 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from reasonseg_ros.eval.convert.common import ImageSample, Query, coco_segmentation_to_rle
+from reasonseg_ros.eval.convert.common import ImageSample, Query, coco_segmentation_to_rle, referring_group
 from reasonseg_ros.eval.convert.refcoco import load_instances
-
-REFERENCE = {"reference": {"dataset": "grefcoco"}}
-"""How the reference evaluations pose a gRefCOCO phrase (``reasoner/seg_token/reference.py``)."""
 
 
 def find_grefs(src: Path, split_by: str | None) -> Path:
@@ -74,5 +71,5 @@ def samples(src: Path, images_dir: Path, split: str | None, split_by: str | None
             )
             for sentence in ref["sentences"]:
                 session = f"grefcoco-{ref['ref_id']}-{sentence.get('sent_id', len(queries))}"
-                queries.append(Query(sentence["sent"], objects, session, extra=REFERENCE))
-        yield ImageSample(images_dir / info["file_name"], tuple(queries))
+                queries.append(Query(sentence["sent"], objects, session))
+        yield ImageSample(images_dir / info["file_name"], referring_group(queries, "grefcoco"))

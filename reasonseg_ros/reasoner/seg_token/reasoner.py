@@ -207,8 +207,11 @@ class SegTokenReasoner:
                 out = self.model.language_model(inputs_embeds=embeds, output_hidden_states=True, use_cache=False)
                 states = out.hidden_states[-1][0][decoded.positions]
             embeddings = self.model.project(states).float().cpu().numpy()
+        chosen = range(len(truth)) if sample.marker is None else [sample.marker]
+        if sample.marker is not None and sample.marker >= len(truth):
+            raise ModelError(f"the reference answer has {len(truth)} markers, sample {sample.marker} was asked")
         targets, rejections = [], []
-        for truth_id, predicted_id, embedding in zip(truth, predicted, embeddings, strict=True):
+        for truth_id, predicted_id, embedding in ((truth[i], predicted[i], embeddings[i]) for i in chosen):
             rejected = predicted_id == self.rej_id
             if rejected:
                 rejections.append(Rejection(sample.phrase, "the model predicts [REJ] (reference protocol)"))

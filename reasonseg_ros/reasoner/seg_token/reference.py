@@ -67,23 +67,34 @@ class ReferenceRound:
     present: bool = True
     scored: bool = True
     """False for samples the reference leaves out (ReasonSeg texts after an image's first)."""
+    marker: int | None = None
+    """Which marker of the answer is this sample's (GSVA asks all of an image's phrases at once); None: all."""
 
 
 def reference_round(
-    layout: str, phrase: str, present: bool, referring: bool, is_sentence: bool = False, first: bool = True
+    layout: str,
+    phrase: str,
+    present: bool,
+    referring: bool,
+    is_sentence: bool = False,
+    first: bool = True,
+    group: tuple[tuple[str, bool], ...] = (),
+    position: int = 0,
 ) -> ReferenceRound:
     """The question and answer ``layout``'s evaluation code builds for ``phrase``.
 
     ``referring``: a RefCOCO-style phrase (lower-cased by the references), else a ReasonSeg text
-    (``is_sentence`` from its annotation; only an image's ``first`` text is scored).
+    (``is_sentence`` from its annotation; only an image's ``first`` text is scored). ``group``: all
+    ``(phrase, present)`` of the image, this one at ``position`` (GSVA asks them in one question).
     """
     text = phrase.strip()
     scored = referring or first
     if layout == "gsva" and referring:
-        stripped = text.lower().strip(".")
-        marker = "[SEG]" if present else "[REJ]"
-        question = f" What are {stripped}in this image? Please output segmentation masks."
-        return ReferenceRound(text, question, f"Sure,{stripped}:{marker}.", present)
+        asked = group or ((text, present),)
+        stripped = [p.strip().lower().strip(".") for p, _ in asked]
+        parts = [f"{p}:{'[SEG]' if here else '[REJ]'}" for p, (_, here) in zip(stripped, asked, strict=True)]
+        question = " What are " + ", ".join(stripped) + "in this image? Please output segmentation masks."
+        return ReferenceRound(text, question, "Sure," + ", ".join(parts) + ".", present, True, position)
     if layout == "read":
         question = (
             f"{text} Please output segmentation mask."
