@@ -36,6 +36,8 @@ from reasonseg_ros.reasoner.seg_token.reference import reference_round  # noqa: 
 from tests.helpers import scene  # noqa: E402
 from tests.seg_token_tiny import tiny_model, tiny_tokenizer  # noqa: E402
 
+TINY = {"segmenter.model_type": "vit_tiny", "segmenter.random_weights": True}
+
 # What each reference's evaluation builds, written out from its code (LISA utils/dataset.py ValDataset,
 # READ dataloaders/test_dataset.py TestReasoningDataset, GSVA data/dataset.py ValDataset):
 # (layout, phrase, present, referring, is_sentence) -> (user message after "<image>\n", answer)
@@ -229,7 +231,7 @@ def test_replay_reference_protocol_scores_as_gsvas_eval_gres(
     bag = grefcoco_bag(tmp_path)
     engine = make_engine(reasoner=gsva)
     monkeypatch.setattr(Engine, "from_config", classmethod(lambda cls, config: engine))
-    config = load_config(None, {"segmenter.model_type": "vit_tiny", "segmenter.random_weights": True})
+    config = load_config(None, {"reasoner.backend": "seg_token", **TINY})
     with ForcedArgmax(gsva, gsva.tokenizer.convert_tokens_to_ids(argmax)):
         run = replay(bag, config, tmp_path / "out", ReplayOptions(progress=False, protocol="reference"))
     assert run.metrics["protocol"] == run.run["protocol"] == "reference"
@@ -279,7 +281,7 @@ def test_replay_reference_protocol_scores_only_the_first_reasonseg_text(
     bag = convert("reasonseg", tmp_path / "ReasonSeg", tmp_path / "bag", split="val")[0]
     read = SegTokenReasoner(tiny_model(336, "mlp2x_gelu"), tiny_tokenizer(), LAYOUTS["read"])
     monkeypatch.setattr(Engine, "from_config", classmethod(lambda cls, config: make_engine(reasoner=read)))
-    config = load_config(None, {"segmenter.model_type": "vit_tiny", "segmenter.random_weights": True})
+    config = load_config(None, {"reasoner.backend": "seg_token", **TINY})
     run = replay(bag, config, tmp_path / "out", ReplayOptions(progress=False, protocol="reference"))
     assert run.metrics["samples"] == 1 and len(run.results) == 2  # both run, the first scored (READ / LISA's val)
     assert run.results[0]["raw_output"].strip() == "Sure, the segmentation result is [SEG]."

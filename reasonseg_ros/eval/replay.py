@@ -101,6 +101,11 @@ def replay(
     """
     options = options or ReplayOptions()
     bag, out_dir = Path(bag), Path(out_dir)
+    if options.protocol != "free" and config.reasoner.backend != "seg_token":
+        raise ValueError(
+            f"--protocol {options.protocol} needs a seg_token reasoner (LISA, GSVA, READ), "
+            f"not reasoner.backend {config.reasoner.backend}"
+        )
     if options.protocol == "both":
         free = replay(bag, config, out_dir, replace(options, protocol="free"), models)
         reference = replay(bag, config, out_dir / "reference", replace(options, protocol="reference"), free.models)
