@@ -293,3 +293,11 @@ def test_replay_reference_protocol_scores_only_the_first_reasonseg_text(
 
     report = render_markdown(both, [])
     assert "| free |" in report and "| reference (ground-truth answer teacher-forced) |" in report
+
+
+def test_cli_protocol_flag_reaches_replay(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from reasonseg_ros.cli import main
+
+    bag = grefcoco_bag(tmp_path)
+    assert main(["replay", str(bag), "--out", str(tmp_path / "out"), "--protocol", "both", "--quiet"]) == 2
+    assert "--protocol both needs a seg_token reasoner" in capsys.readouterr().err
