@@ -301,3 +301,22 @@ def test_cli_protocol_flag_reaches_replay(tmp_path: Path, capsys: pytest.Capture
     bag = grefcoco_bag(tmp_path)
     assert main(["replay", str(bag), "--out", str(tmp_path / "out"), "--protocol", "both", "--quiet"]) == 2
     assert "--protocol both needs a seg_token reasoner" in capsys.readouterr().err
+
+
+def test_gsva_decision_follows_the_models_own_logits(gsva: SegTokenReasoner) -> None:
+    from reasonseg_ros.reasoner.seg_token.conversation import Turn, first_user_message, render, tokenize_with_image
+
+    image = scene(60, 80, seed=9)
+    for present in (True, False):
+        sample = reference_round("gsva", "the cup", present, True)
+        output = gsva.reference(image, sample)
+        ids = tokenize_with_image(
+            gsva.tokenizer, render("llava_v1", [Turn(first_user_message(sample.question, True), sample.answer)])
+        )
+        marker = gsva.seg_id if present else gsva.rej_id
+        with torch.inference_mode():
+            embeds, _ = gsva.model.embed_inputs(ids, gsva.model.encode_image(gsva.model.preprocess(image)))
+            logits = gsva.model.language_model(inputs_embeds=embeds).logits[0]
+        argmax = int(logits[ids.index(marker) - 1 + 255].argmax())  # the logits that predict the marker
+        predicted_rej = (argmax != gsva.seg_id) if present else (argmax == gsva.rej_id)
+        assert bool(output.rejections) == predicted_rej
