@@ -175,20 +175,26 @@ def test_gsva_decides_each_marker_by_the_argmax_there(gsva: SegTokenReasoner) ->
 
 def test_gsva_masks_come_from_the_forward_with_every_rej_as_seg(gsva: SegTokenReasoner) -> None:
     from reasonseg_ros.reasoner.seg_token.conversation import Turn, first_user_message, render, tokenize_with_image
-    from reasonseg_ros.reasoner.seg_token.model import IMAGE_PLACEHOLDER
 
     image = scene(60, 80, seed=6)
-    sample = reference_round("gsva", "the dog", False, True)
+    # the state before a marker sees the markers written before it: the [REJ] -> [SEG] rewrite shows on the second
+    sample = reference_round("gsva", "the cup", True, True, group=(("the dog", False), ("the cup", True)), position=1)
     with ForcedArgmax(gsva, gsva.seg_id):
         output = gsva.reference(image, sample)
     turn = first_user_message(sample.question, True)
-    ids = tokenize_with_image(gsva.tokenizer, render("llava_v1", [Turn(turn, sample.answer.replace("[REJ]", "[SEG]"))]))
-    with torch.inference_mode():
-        states = gsva.model.last_hidden_states(ids, gsva.model.preprocess(image))
-        row = ids.index(gsva.seg_id) - 1 + 255  # the state before [SEG], the image expanded into 256 tokens
-        assert ids.index(IMAGE_PLACEHOLDER) < row
-        want = gsva.model.project(states[row]).numpy()
-    assert np.allclose(output.targets[0].prompt.embedding[0], want, atol=1e-5)
+
+    def embedding_before_last_marker(answer: str) -> np.ndarray:
+        ids = tokenize_with_image(gsva.tokenizer, render("llava_v1", [Turn(turn, answer)]))
+        row = len(ids) - 1 - ids[::-1].index(gsva.seg_id) - 1 + 255  # the state before the last [SEG]
+        with torch.inference_mode():
+            states = gsva.model.last_hidden_states(ids, gsva.model.preprocess(image))
+            return gsva.model.project(states[row]).numpy()
+
+    rewritten = embedding_before_last_marker(sample.answer.replace("[REJ]", "[SEG]"))
+    as_given = embedding_before_last_marker(sample.answer)
+    assert [t.label for t in output.targets] == ["the cup"]
+    assert np.allclose(output.targets[0].prompt.embedding[0], rewritten, atol=1e-5)
+    assert not np.allclose(rewritten, as_given, atol=1e-3)
 
 
 def test_lisa_and_read_take_the_teacher_forced_seg_state() -> None:
