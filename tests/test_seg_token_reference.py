@@ -13,8 +13,11 @@
 # limitations under the License.
 
 
-"""``replay --protocol reference``: each sample posed and its ground-truth answer teacher-forced as LISA, GSVA
-and READ's own evaluation code does, with GSVA's [SEG]/[REJ] decision at each marker."""
+"""``replay --protocol reference``.
+
+Each sample posed and its ground-truth answer teacher-forced as LISA, GSVA and READ's own evaluation code
+does, with GSVA's [SEG]/[REJ] decision at each marker.
+"""
 
 from __future__ import annotations
 

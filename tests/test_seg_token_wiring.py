@@ -181,8 +181,11 @@ def test_generated_sasp_reads_the_image_tokens_llava_placed(
 
 
 def read_refined(scores: Any, image_size: tuple[int, int], clip: int, points: np.ndarray) -> np.ndarray:
-    """READ's refinement written out: min-max, bilinear to CLIP size, zero pad to the aspect ratio, bilinear to
-    the image, then per point the mean pixel position weighted by softmax(map) * exp(-d^2) over every pixel."""
+    """READ's refinement written out.
+
+    Min-max, bilinear to CLIP size, zero pad to the aspect ratio, bilinear to the image, then per point the
+    mean pixel position weighted by softmax(map) * exp(-d^2) over every pixel.
+    """
     functional = torch.nn.functional
     side = round(scores.numel() ** 0.5)
     sm = scores.reshape(1, 1, side, side).float()

@@ -168,8 +168,10 @@ def replay(
 
 
 def _reference_protocol(engine: Engine, instructions: list[tuple[str, str]], matching: Any) -> set[int]:
-    """Wrap the seg_token reasoner so that each instruction is answered as its reference evaluation does;
-    returns the instruction indices the reference scores."""
+    """Wrap the seg_token reasoner so that each instruction is answered as its reference evaluation does.
+
+    Returns the instruction indices the reference scores.
+    """
     from reasonseg_ros.reasoner.seg_token.reasoner import SegTokenReasoner
     from reasonseg_ros.reasoner.seg_token.reference import ReferenceProtocol, reference_round
 

@@ -182,8 +182,11 @@ class SegTokenReasoner:
             return self.build_output(image, text, decoded), decoded
 
     def reference(self, image: np.ndarray, sample: ReferenceRound) -> ReasonerOutput:
-        """One sample as the model's own evaluation scores it (``reference.py``): its question, no history,
-        the ground-truth answer teacher-forced; GSVA's [SEG]/[REJ] decided by the argmax at each marker."""
+        """Answer one sample as the model's own evaluation scores it (``reference.py``).
+
+        Its question, no history, the ground-truth answer teacher-forced; GSVA's [SEG]/[REJ] decided by the
+        argmax at each marker.
+        """
         turn = first_user_message(sample.question, self.use_im_start_end)
         prompt = tokenize_with_image(self.tokenizer, render(self.template, [Turn(turn, None)]))
         full = tokenize_with_image(self.tokenizer, render(self.template, [Turn(turn, sample.answer)]))

@@ -13,15 +13,15 @@
 # limitations under the License.
 
 
-"""The reference evaluation protocol: each paper's own question and ground-truth answer, teacher-forced.
+r"""The reference evaluation protocol: each paper's own question and ground-truth answer, teacher-forced.
 
 LISA, GSVA and READ are not scored on free generation: their evaluation
 code builds the question and the *ground-truth* answer for each sample, runs
 one forward over both, and takes the [SEG] states from it. Written out from
 the references (read for facts only):
 
-- LISA (``utils/dataset.py`` ``ValDataset``): ``"<image>\\n {sentence} Please
-  output segmentation mask."`` for a ReasonSeg sentence, ``"<image>\\n What is
+- LISA (``utils/dataset.py`` ``ValDataset``): ``"<image>\n {sentence} Please
+  output segmentation mask."`` for a ReasonSeg sentence, ``"<image>\n What is
   {phrase} in this image? Please output segmentation mask."`` for a phrase
   (lower-cased for RefCOCO); answer ``"[SEG]."``; ReasonSeg keeps only the
   first text of an image.
@@ -29,7 +29,7 @@ the references (read for facts only):
   without the space after the newline, answer ``"Sure, the segmentation result
   is [SEG]."``.
 - GSVA (``data/dataset.py`` ``ValDataset``): ReasonSeg as LISA with answer
-  ``"[SEG]"``; RefCOCO-style ``"<image>\\n What are {phrases}in this image?
+  ``"[SEG]"``; RefCOCO-style ``"<image>\n What are {phrases}in this image?
   Please output segmentation masks."`` (no space before ``in``, as written
   there) and ``"Sure,{phrase}:[SEG]."`` or ``:[REJ]`` for an absent one. At
   each marker the prediction is the ground-truth marker if the whole-vocabulary
