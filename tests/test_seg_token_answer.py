@@ -106,7 +106,10 @@ def test_each_seg_token_config_asks_with_its_models_own_question(path: str) -> N
     from tests.seg_token_tiny import tiny_model
 
     settings = load_config(path).reasoner.seg_token
-    reasoner = SegTokenReasoner(tiny_model(224), tiny_tokenizer(), LAYOUTS[settings.layout], settings)
+    assert settings.template == "llava_v1"  # conv_type of LISA / GSVA / READ scripts
+    reasoner = SegTokenReasoner(
+        tiny_model(224), tiny_tokenizer(), LAYOUTS[settings.layout], settings, settings.template
+    )
     sent = "the thing used to drink coffee"
     text = reasoner.prompt_text(sent, MemoryView("default", (), ()))
     question = REFERENCE_QUESTIONS[path].format(sent=sent)
