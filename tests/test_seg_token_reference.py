@@ -308,7 +308,8 @@ def test_cli_protocol_flag_reaches_replay(tmp_path: Path, capsys: pytest.Capture
     from reasonseg_ros.cli import main
 
     bag = grefcoco_bag(tmp_path)
-    assert main(["replay", str(bag), "--out", str(tmp_path / "out"), "--protocol", "both", "--quiet"]) == 2
+    tiny = ["--set", "segmenter.model_type=vit_tiny", "--set", "segmenter.random_weights=true"]
+    assert main(["replay", str(bag), "--out", str(tmp_path / "out"), "--protocol", "both", "--quiet", *tiny]) == 2
     assert "--protocol both needs a seg_token reasoner" in capsys.readouterr().err
 
 
