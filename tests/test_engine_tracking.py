@@ -421,3 +421,14 @@ def test_flow_backend_follows_a_moving_object_and_a_reference_is_prompted_where_
     assert box_iou((40, 60, 100, 120), mask_to_box(truth)) == 0.0
     again = engine.handle(Instruction("it again"))
     assert again.ok and box_iou(spy.prompts[-1][0].box, mask_to_box(truth)) >= 0.85
+
+
+def test_a_trackers_own_warnings_reach_the_step(tracked):
+    engine, tracker, _ = tracked(mask_target(SQUARE))
+    tracker.pop_warnings = lambda: ["flow: frame darker than the object's look"]
+    engine.submit_frame(frame(stamp_ns=0))
+    engine.handle(Instruction("a"))
+    engine.submit_frame(frame(stamp_ns=S))
+    step = engine.track_newest(force=True)
+    assert step.warnings == ("flow: frame darker than the object's look",)
+    assert engine.tracking_warnings[-1] == "flow: frame darker than the object's look"
