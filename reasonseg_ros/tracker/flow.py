@@ -31,6 +31,7 @@ at full resolution.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,6 +103,7 @@ class FlowTracker:
         self.name = "flow (OpenCV pyramidal Lucas-Kanade, RANSAC similarity)"
         self._tracks: dict[int, _Track] = {}
         self._warnings: list[str] = []
+        self._lock = threading.Lock()  # a round may seed while the tracking loop steps
         c = self.config
         self._lk = {
             "winSize": (c.win_size, c.win_size),
@@ -121,27 +123,32 @@ class FlowTracker:
         mask = np.asarray(mask, dtype=bool)
         if mask.shape != frame.size:
             raise InputError(f"seed mask of object {object_id} is {mask.shape}, its frame is {frame.size}")
-        self._tracks[object_id] = self._new_track(self._grey(frame), mask)
+        track = self._new_track(self._grey(frame), mask)
+        with self._lock:
+            self._tracks[object_id] = track
 
     def step(self, frame: Frame) -> dict[int, TrackState]:
         grey = self._grey(frame)
-        following: list[_Track] = []
-        for object_id, track in list(self._tracks.items()):
-            if track.ref.full_size != grey.full_size:
-                self._tracks[object_id] = self._rescaled(object_id, track, grey)
-            elif track.base is not None:
-                if track.visible:
-                    following.append(track)
-                else:
-                    self._search(track, grey)
-        self._follow(following, grey)
-        return {object_id: self._state(track, grey) for object_id, track in self._tracks.items()}
+        with self._lock:
+            following: list[_Track] = []
+            for object_id, track in list(self._tracks.items()):
+                if track.ref.full_size != grey.full_size:
+                    self._tracks[object_id] = self._rescaled(object_id, track, grey)
+                elif track.base is not None:
+                    if track.visible:
+                        following.append(track)
+                    else:
+                        self._search(track, grey)
+            self._follow(following, grey)
+            return {object_id: self._state(track, grey) for object_id, track in self._tracks.items()}
 
     def remove(self, object_id: int) -> None:
-        self._tracks.pop(object_id, None)
+        with self._lock:
+            self._tracks.pop(object_id, None)
 
     def clear(self) -> None:
-        self._tracks.clear()
+        with self._lock:
+            self._tracks.clear()
 
     def pop_warnings(self) -> list[str]:
         """Warnings since the last call (a frame of another size), for the caller's diagnostics."""
