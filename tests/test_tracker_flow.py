@@ -98,7 +98,7 @@ def test_occluder_visible_then_occluded_then_visible_again(occluded):
     assert all(visible[:10]), visible
     hidden_frames = [t for t in range(1, 34) if truth[t][1] < 0.3]
     assert hidden_frames and not any(visible[t - 1] for t in hidden_frames), visible
-    back = [t for t in range(25, 34)]
+    back = list(range(25, 34))
     assert all(visible[t - 1] for t in back), visible
     # While hidden the mask is empty and the box None; when back, it is where the disc is.
     for t in hidden_frames:
@@ -111,8 +111,10 @@ def test_occluder_visible_then_occluded_then_visible_again(occluded):
 
 
 def test_no_drift_over_a_long_run():
-    """Three objects going to and fro for 150 steps (the reference look is renewed every 10), flow on frames
-    shrunk by 2 as on a 720p camera: still on target."""
+    """Three objects going to and fro for 150 steps stay on target.
+
+    The reference look is renewed every 10 steps; flow runs on frames shrunk by 2, as on a 720p camera.
+    """
     scene = looping_scene(240, 320, 3, 30, 30)
     tracker = FlowTracker(FlowTrackingConfig(max_side=160))
     for i in scene.masks[0]:

@@ -469,8 +469,10 @@ def _centre(warp: np.ndarray, base: _Base) -> np.ndarray:
 def _in_sight_at_full(
     in_sight: np.ndarray, origin: tuple[int, int], box: tuple[int, int, int, int], scale: float
 ) -> np.ndarray:
-    """The small-frame in-sight verdicts (a crop at ``origin``) for each full-resolution pixel of ``box``
-    (nearest small pixel; outside the crop: not in sight)."""
+    """The small-frame in-sight verdicts (a crop at ``origin``) for each full-resolution pixel of ``box``.
+
+    Each pixel takes its nearest small pixel; outside the crop it is not in sight.
+    """
     x1, y1, x2, y2 = box
     th, tw = in_sight.shape
     factor = round(1 / scale)

@@ -76,8 +76,10 @@ class _Bank:
     """``(step, 1×C object pointer)`` of the latest tracked frames, oldest first."""
 
     def layout(self, step: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
-        """Distances of the recent memories and pointers a step at ``step`` attends to (objects with equal
-        layouts are batched)."""
+        """Distances of the recent memories and pointers a step at ``step`` attends to.
+
+        Objects with equal layouts are batched.
+        """
         return tuple(step - t for t, _ in self.recent), tuple(step - t for t, _ in self.pointers)
 
 
