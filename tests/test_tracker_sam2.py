@@ -199,9 +199,10 @@ def test_one_image_encode_per_step_for_all_objects(tiny_sam2, video):
     handle = tiny_sam2.model.image_encoder.register_forward_hook(lambda *_: calls.append(1))
     try:
         tracker = Sam2Tracker(tiny_sam2, recent_frames=RECENT_FRAMES)
-        Sam2ImageSegmenter(tiny_sam2).embed(video.frames[0])  # the round that segmented the objects
+        first = video.frames[0].copy()  # a frame no earlier test encoded
+        Sam2ImageSegmenter(tiny_sam2).embed(first)  # the round that segmented the objects
         for i in IDS:
-            tracker.seed(i, Frame(video.frames[0]), video.masks[0][i])
+            tracker.seed(i, Frame(first), video.masks[0][i])
         assert len(calls) == 1  # the round and the three seeds share frame 0's encode
         for t in range(1, 5):
             tracker.step(Frame(video.frames[t]))
