@@ -23,7 +23,7 @@ import threading
 import numpy as np
 import pytest
 from helpers import frame, targets
-from tracking_doubles import S, ShiftTracker, shift, square
+from tracking_doubles import S, ShiftTracker, moving_scene, shift, square
 
 from reasonseg_ros.masks import decode_rle, mask_to_box
 from reasonseg_ros.messages import round_to_dict
@@ -383,17 +383,6 @@ def test_an_object_out_of_sight_is_not_reidentified_from_where_it_was_last_seen(
 
 
 # -- the flow backend (tracker/flow.py) on a moving object ------------------------------------------
-
-
-def moving_scene(k, size=(240, 320), side=60, start=(40, 60), velocity=(4, 2)):
-    """Frame ``k``: a textured square moving by ``velocity`` px per frame over another texture; and its mask."""
-    rng = np.random.default_rng(0)
-    background = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
-    patch = np.random.default_rng(1).integers(0, 256, (side, side, 3), dtype=np.uint8)
-    x, y = start[0] + velocity[0] * k, start[1] + velocity[1] * k
-    image = background.copy()
-    image[y : y + side, x : x + side] = patch
-    return image, square(size, x, y, side, side)
 
 
 def test_flow_backend_follows_a_moving_object_and_a_reference_is_prompted_where_it_is(make_engine, segmenter):
