@@ -23,7 +23,7 @@ import threading
 import numpy as np
 import pytest
 from helpers import frame, targets
-from tracking_doubles import S, ShiftTracker, shift, square
+from tracking_doubles import S, ShiftTracker, moving_scene, shift, square
 
 from reasonseg_ros.masks import decode_rle, mask_to_box
 from reasonseg_ros.messages import round_to_dict
@@ -385,17 +385,6 @@ def test_an_object_out_of_sight_is_not_reidentified_from_where_it_was_last_seen(
 # -- the flow backend (tracker/flow.py) on a moving object ------------------------------------------
 
 
-def moving_scene(k, size=(240, 320), side=60, start=(40, 60), velocity=(4, 2)):
-    """Frame ``k``: a textured square moving by ``velocity`` px per frame over another texture; and its mask."""
-    rng = np.random.default_rng(0)
-    background = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
-    patch = np.random.default_rng(1).integers(0, 256, (side, side, 3), dtype=np.uint8)
-    x, y = start[0] + velocity[0] * k, start[1] + velocity[1] * k
-    image = background.copy()
-    image[y : y + side, x : x + side] = patch
-    return image, square(size, x, y, side, side)
-
-
 def test_flow_backend_follows_a_moving_object_and_a_reference_is_prompted_where_it_is(make_engine, segmenter):
     pytest.importorskip("cv2", reason="the cv extra is not installed")
     pytest.importorskip("reasonseg_ros.tracker.flow", reason="the flow tracker is not in this tree")
@@ -421,3 +410,14 @@ def test_flow_backend_follows_a_moving_object_and_a_reference_is_prompted_where_
     assert box_iou((40, 60, 100, 120), mask_to_box(truth)) == 0.0
     again = engine.handle(Instruction("it again"))
     assert again.ok and box_iou(spy.prompts[-1][0].box, mask_to_box(truth)) >= 0.85
+
+
+def test_a_trackers_own_warnings_reach_the_step(tracked):
+    engine, tracker, _ = tracked(mask_target(SQUARE))
+    tracker.pop_warnings = lambda: ["flow: frame darker than the object's look"]
+    engine.submit_frame(frame(stamp_ns=0))
+    engine.handle(Instruction("a"))
+    engine.submit_frame(frame(stamp_ns=S))
+    step = engine.track_newest(force=True)
+    assert step.warnings == ("flow: frame darker than the object's look",)
+    assert engine.tracking_warnings[-1] == "flow: frame darker than the object's look"

@@ -385,3 +385,31 @@ def test_run_tracking_returns_at_once_without_a_tracker(ts, node):
     core, _ = node()
     core.run_tracking(threading.Event())  # would block forever if it looped
     assert "tracker" not in core.status()
+
+
+def test_node_publishes_a_moving_object_between_instructions_with_the_flow_backend(ts, make_engine):
+    """The real flow tracker behind the node: seeded by a mask target, followed on frames with no instruction."""
+    pytest.importorskip("cv2", reason="the cv extra is not installed")
+    from tracking_doubles import moving_scene
+
+    from reasonseg_ros.masks import encode_rle, mask_iou
+
+    sink = TrackSink()
+    engine = make_engine({"tracking.backend": "flow", "tracking.rate_hz": 1e9})  # a step due on every call
+    core = NodeCore(engine, ts.types, sink.outputs(), engine.config.node)
+
+    def frame_msg(k):
+        image, _ = moving_scene(k)
+        height, width = image.shape[:2]
+        return image_msg(ts, k * 100_000_000, height, width, encoding="rgb8", data=image.reshape(-1).copy())
+
+    core.on_image(frame_msg(0))
+    segment(ts, core, json.dumps({"targets": [{"label": "square", "mask": encode_rle(moving_scene(0)[1])}]}))
+    assert sink.results()[-1]["ok"], sink.results()[-1]["error"]
+    for k in range(1, 6):
+        core.on_image(frame_msg(k))
+        assert core.track_once() is not None
+        labels = image_to_numpy(sink.topics["tracks_masks"][-1])
+        assert sink.topics["tracks_masks"][-1].header.stamp.nanosec == k * 100_000_000
+        assert mask_iou(labels == 1, moving_scene(k)[1]) >= 0.95  # against the drawn square
+    assert len(sink.results()) == 1  # no instruction since the first

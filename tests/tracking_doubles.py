@@ -95,3 +95,14 @@ class ShiftTracker:
 
     def steps(self) -> list[int]:
         return [c[1] for c in self.calls if c[0] == "step"]
+
+
+def moving_scene(k, size=(240, 320), side=60, start=(40, 60), velocity=(4, 2)):
+    """Frame ``k``: a textured square moving by ``velocity`` px per frame over another texture; and its mask."""
+    rng = np.random.default_rng(0)
+    background = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
+    patch = np.random.default_rng(1).integers(0, 256, (side, side, 3), dtype=np.uint8)
+    x, y = start[0] + velocity[0] * k, start[1] + velocity[1] * k
+    image = background.copy()
+    image[y : y + side, x : x + side] = patch
+    return image, square(size, x, y, side, side)

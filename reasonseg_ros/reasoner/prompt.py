@@ -25,8 +25,9 @@ pipeline without a language model. The instruction is JSON::
      "reply": "optional text"}
 
 or just the list of targets. Coordinates are pixels of the image. A target
-naming ``object_id`` re-segments a remembered object, prompted by its stored
-box unless the target gives a box or points of its own. A ``mask`` (COCO
+naming ``object_id`` re-segments a remembered object, prompted by its box in
+memory (with tracking on, where it is now) unless the target gives a box or
+points of its own. A ``mask`` (COCO
 RLE of the image's size) is taken as the object's mask as it is: the first-frame
 annotation of a video-object-segmentation benchmark, or a click tool's mask.
 """
