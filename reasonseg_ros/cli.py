@@ -51,7 +51,10 @@ def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
 
 
 def load(args: argparse.Namespace) -> Config:
-    return load_config(args.config, parse_overrides(args.set))
+    overrides = parse_overrides(args.set)
+    if getattr(args, "download", False):
+        overrides["segmenter.download"] = True
+    return load_config(args.config, overrides)
 
 
 def cmd_segment(args: argparse.Namespace) -> int:
@@ -96,6 +99,24 @@ def cmd_segment(args: argparse.Namespace) -> int:
     timings = ", ".join(f"{k} {v:.1f}" for k, v in result.timings_ms.items())
     print(f"timings (ms): {timings}")
     print(f"wrote {out / 'result.json'}, {out / 'masks.png'}, {out / 'overlay.png'}")
+    return 0
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    from reasonseg_ros.segmenter.download import WEIGHTS, download_hub, fetch, is_hub_id, verify
+
+    config = load(args)
+    cache = args.cache_dir or config.segmenter.cache_dir
+    for name in args.names or ["vit_b"]:
+        if name not in WEIGHTS and is_hub_id(name):
+            print(f"{name}: {download_hub(name, args.hub_cache_dir)}")
+            continue
+        cached = Path(cache).expanduser() / WEIGHTS[name].file if name in WEIGHTS else None
+        if cached is not None and cached.is_file():
+            path, digest = verify(name, cache)  # a file already there is checked again, not trusted
+            print(f"{name}: {path} (already there; sha256 {digest} verified)")
+        else:
+            print(f"{name}: {fetch(name, cache, progress=not args.quiet)} (downloaded, verified)")
     return 0
 
 
@@ -216,6 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     segment.add_argument("instruction", help="the instruction text, or @file to read it from a file")
     segment.add_argument("--out", default="reasonseg_out", help="output folder (default: reasonseg_out)")
     segment.add_argument("--session", default="default")
+    download_flag(segment)
     common(segment)
     segment.set_defaults(run=cmd_segment)
 
@@ -235,6 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--instruction-topic", help="default: replay.instruction_topic of the config")
     rep.add_argument("--quiet", action="store_true", help="no progress bar")
     rep.add_argument("--force", action="store_true", help="replace the output bag of an earlier run in --out")
+    download_flag(rep)
     common(rep)
     rep.set_defaults(run=cmd_replay)
 
@@ -268,10 +291,31 @@ def build_parser() -> argparse.ArgumentParser:
     common(exp)
     exp.set_defaults(run=cmd_export)
 
+    from reasonseg_ros.segmenter.download import WEIGHTS
+
+    dl = sub.add_parser(
+        "download",
+        help="fetch official weights, verified: SAM files by name, or a Hugging Face hub id (owner/name)",
+    )
+    dl.add_argument("names", nargs="*", metavar="NAME", help=f"{', '.join(WEIGHTS)} or a hub id (default: vit_b)")
+    dl.add_argument("--cache-dir", help="where SAM files go (default: segmenter.cache_dir)")
+    dl.add_argument("--hub-cache-dir", help="hub cache for hub ids (default: huggingface_hub's)")
+    dl.add_argument("--quiet", action="store_true", help="no progress bar")
+    common(dl)
+    dl.set_defaults(run=cmd_download)
+
     info = sub.add_parser("info", help="which backends and checkpoints are available")
     common(info)
     info.set_defaults(run=cmd_info)
     return parser
+
+
+def download_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--download",
+        action="store_true",
+        help="fetch a missing official SAM checkpoint into segmenter.cache_dir first, SHA-256 verified",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

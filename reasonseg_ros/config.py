@@ -132,6 +132,12 @@ class SegmenterConfig:
     """Fetch the official checkpoint into ``cache_dir`` when it is missing."""
     random_weights: bool = False
     """Build the architecture with random weights (plumbing and timing only; results are meaningless)."""
+    random_fallback: str | None = None
+    """Architecture built with random weights when the checkpoint is missing and cannot be downloaded (demos on
+    offline machines, e.g. vit_tiny); None fails instead. Console, results and report say when it happened."""
+    threads: int = ranged(1, low=0)
+    """Torch intra-op CPU threads of the process (0: torch's default, one per core); 1 measured fastest on a
+    loaded 2-core CPU (docs/performance.md)."""
     device: str = "cpu"
     """Torch device: cpu, cuda, cuda:1, ..."""
     multimask: bool = True
@@ -404,6 +410,10 @@ class Config:
         sasp = self.reasoner.seg_token.sasp
         if not 0.0 <= sasp.negative_threshold <= sasp.positive_threshold <= 1.0:
             raise ConfigError("reasoner.seg_token.sasp thresholds must satisfy 0 <= negative <= positive <= 1")
+        if self.segmenter.random_fallback is not None:
+            from reasonseg_ros.segmenter.checkpoints import arch_of
+
+            arch_of(self.segmenter.random_fallback)  # names the known architectures when it is not one
         if self.segmenter.export.opt_prompts > self.segmenter.export.max_prompts:
             raise ConfigError("segmenter.export.opt_prompts must not exceed segmenter.export.max_prompts")
         return self
