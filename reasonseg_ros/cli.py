@@ -63,7 +63,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
     from reasonseg_ros.engine import Engine
     from reasonseg_ros.masks import label_image
     from reasonseg_ros.messages.result_json import round_to_json
-    from reasonseg_ros.overlay import draw_overlay
+    from reasonseg_ros.overlay import overlay_of
     from reasonseg_ros.types import Frame, Instruction
 
     image_module = require("PIL.Image", "reading and writing images")
@@ -84,13 +84,15 @@ def cmd_segment(args: argparse.Namespace) -> int:
     (out / "result.json").write_text(round_to_json(result) + "\n")
     print(f"segmenter: {engine.segmenter.name}")
     print(f"reasoner:  {engine.reasoner.name}")
+    if result.random_weights:
+        print("RANDOM WEIGHTS: the masks below mean nothing (plumbing and timing only)")
     if not result.ok:
         print(f"error ({result.error_kind}): {result.error}", file=sys.stderr)
         return 1
     masks = result.masks if result.masks is not None else np.zeros((0, *image.shape[:2]), dtype=bool)
     labels = label_image(masks, [o.object_id for o in result.objects])
     image_module.fromarray(labels).save(out / "masks.png")
-    image_module.fromarray(draw_overlay(image, masks, result.objects)).save(out / "overlay.png")
+    image_module.fromarray(overlay_of(result)).save(out / "overlay.png")
     for obj in result.objects:
         box = ", ".join(f"{v:.0f}" for v in obj.box)
         print(f"object {obj.object_id} '{obj.label}': box [{box}], {obj.area} px, score {obj.score:.3f}")

@@ -37,7 +37,7 @@ from reasonseg_ros.masks import encode_rle, mask_to_box
 from reasonseg_ros.memory import DialogueMemory
 from reasonseg_ros.reasoner import Reasoner, create_reasoner
 from reasonseg_ros.segmenter import ImageEmbedding, Segmenter, create_segmenter
-from reasonseg_ros.types import Frame, Instruction, Rejection, RoundResult
+from reasonseg_ros.types import Frame, Instruction, Prompt, Rejection, RoundResult
 
 
 @dataclass(frozen=True)
@@ -107,6 +107,7 @@ class Engine:
     def handle(self, instruction: Instruction) -> RoundResult:
         """Run one round. Thread-safe: rounds run one at a time."""
         result = RoundResult(session=instruction.session, instruction=instruction.text)
+        result.random_weights = bool(getattr(self.segmenter, "random_weights", self.config.segmenter.random_weights))
         start = self._clock()
         with self._round_lock:
             try:
@@ -131,7 +132,7 @@ class Engine:
         result.warnings.extend(answer.warnings)
         rejections = list(answer.rejections)
 
-        found: list[tuple[dict, np.ndarray]] = []
+        found: list[tuple[dict, np.ndarray, Prompt]] = []
         if answer.targets:
             with self._stage("embed", result):
                 embedding = self._embedding(buffered, result)
@@ -152,14 +153,14 @@ class Engine:
                         "score": float(score),
                         "area": area,
                     }
-                    found.append((fields, mask))
+                    found.append((fields, mask, target.prompt))
 
         with self._stage("memory", result):
             round_index, objects = self.memory.record(
                 instruction.session,
                 instruction.text,
                 answer.reply,
-                [fields for fields, _ in found],
+                [fields for fields, _, _ in found],
                 rejections,
                 frame.stamp_ns,
             )
@@ -167,7 +168,8 @@ class Engine:
         result.objects = objects
         result.rejections = rejections
         height, width = frame.size
-        result.masks = np.stack([m for _, m in found]) if found else np.zeros((0, height, width), dtype=bool)
+        result.masks = np.stack([m for _, m, _ in found]) if found else np.zeros((0, height, width), dtype=bool)
+        result.prompts = [p for _, _, p in found]
 
     def select_frame(self, stamp_ns: int | None) -> BufferedFrame:
         """The newest frame, or the one nearest ``stamp_ns``; waits up to ``engine.frame_wait_s`` for a first one."""

@@ -179,3 +179,36 @@ def test_published_sam_hashes_match_the_name_prefixes_convention():
     for name in ("vit_b", "vit_l", "vit_h"):
         spec = download.WEIGHTS[name]
         assert spec.file.endswith(f"_{spec.md5_prefix}.pth") and len(spec.sha256) == 64
+
+
+def test_random_fallback_runs_and_says_so_everywhere(tmp_path, capsys):
+    pytest.importorskip("torch")
+    Image = pytest.importorskip("PIL.Image")
+    from helpers import scene
+
+    image = tmp_path / "scene.png"
+    Image.fromarray(scene(60, 80)).save(image)
+    sets = ["--set", "segmenter.model_type=vit_b", "--set", f"segmenter.cache_dir={tmp_path / 'empty'}"]
+    target = '[{"label": "a", "box": [5, 5, 40, 40]}]'
+    assert cli.main(["segment", str(image), target, "--out", str(tmp_path / "o"), *sets]) == 2
+    capsys.readouterr()
+    fallback = [*sets, "--set", "segmenter.random_fallback=vit_tiny"]
+    assert cli.main(["segment", str(image), target, "--out", str(tmp_path / "o"), *fallback]) == 0
+    printed = capsys.readouterr().out
+    assert "RANDOM WEIGHTS" in printed and "no checkpoint" in printed
+    result = json.loads((tmp_path / "o" / "result.json").read_text())
+    assert result["random_weights"] is True and result["objects"][0]["label"] == "a"
+
+
+def test_threads_setting_reaches_torch():
+    torch = pytest.importorskip("torch")
+    from reasonseg_ros.segmenter.sam_torch import set_threads
+
+    before = torch.get_num_threads()
+    try:
+        set_threads(1)
+        assert torch.get_num_threads() == 1
+        set_threads(0)  # 0 leaves whatever is set
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
