@@ -53,7 +53,10 @@ OUTPUT_TOPICS = {
     "detections": ("/detections", "vision_msgs/msg/Detection2DArray"),
     "result": ("/result", "std_msgs/msg/String"),
     "rejection": ("/rejection", "std_msgs/msg/String"),
+    "overlay": ("/overlay", "sensor_msgs/msg/Image"),
 }
+COLOR_MASKS_TOPIC = "/masks_color"
+"""The label image in each object's overlay colour (rgb8), so that a bag viewer shows the masks at once."""
 
 
 @dataclass
@@ -96,6 +99,8 @@ def replay(bag: str | Path, config: Config, out_dir: str | Path, options: Replay
         instructions = _instruction_keys(reader, connections[instruction_topic], config.node.default_session)
         records, truth_source = _ground_truth(reader, bag, options.ground_truth, config.replay.ground_truth_topic)
         matching = match(instructions, records) if records is not None else None
+        if options.progress:
+            require("tqdm", "the replay progress bar (or --quiet)")  # before anything is written
         engine = Engine.from_config(config)
         if isinstance(engine.reasoner, OracleReasoner):
             for index, record in matching.pairs if matching else []:
@@ -186,10 +191,9 @@ class _Player:
         self._indices: dict[tuple[str, str], deque[int]] = defaultdict(deque)
         for index, key in enumerate(instructions):
             self._indices[key].append(index)
-        outputs = Outputs(**{name: self._publisher(name) for name in OUTPUT_TOPICS})
+        outputs = Outputs(**{name: self._publisher(name) for name in OUTPUT_TOPICS}, overlay_wanted=lambda: True)
         self.core = NodeCore(engine, writer.types, outputs, config.node, now_ns=self.clock)
-        tqdm = require("tqdm", "the replay progress bar").tqdm
-        self.bar = tqdm(total=len(instructions), unit="round", disable=not progress, dynamic_ncols=True)
+        self.bar = _progress_bar(len(instructions), progress)
 
     def clock(self) -> int:
         """Bag time now: the last message's time, or in real time the bag clock running since playback began."""
@@ -205,8 +209,18 @@ class _Player:
             self.writer.write(topic, msgtype, msg, self.clock())
             if name == "result":
                 self._collect(json.loads(msg.data))
+            elif name == "masks":
+                self._write_color_masks(msg)
 
         return publish
+
+    def _write_color_masks(self, labels_msg: Any) -> None:
+        from reasonseg_ros.messages.image import image_to_numpy, numpy_to_image
+        from reasonseg_ros.overlay import colorize_labels
+
+        picture = colorize_labels(image_to_numpy(labels_msg))
+        msg = numpy_to_image(self.writer.types["sensor_msgs/msg/Image"], labels_msg.header, picture, "rgb8")
+        self.writer.write(COLOR_MASKS_TOPIC, "sensor_msgs/msg/Image", msg, self.clock())
 
     def _collect(self, result: dict[str, Any]) -> None:
         queue = self._indices.get((result["session"], result["instruction"]))
@@ -283,7 +297,7 @@ def _run_info(
         "ground_truth": truth_source,
         "segmenter": engine.segmenter.name,
         "reasoner": engine.reasoner.name,
-        "random_weights": config.segmenter.random_weights,
+        "random_weights": bool(getattr(engine.segmenter, "random_weights", config.segmenter.random_weights)),
         "checkpoint": config.segmenter.checkpoint,
         "config": _plain(config),
         "instructions": player.total,
@@ -308,3 +322,19 @@ def _plain(config: Config) -> dict[str, Any]:
     from reasonseg_ros.config import to_dict
 
     return to_dict(config)
+
+
+class _NoBar:
+    """Stands in for tqdm when no progress bar is wanted (tqdm need not be installed)."""
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress_bar(total: int, progress: bool) -> Any:
+    if not progress:
+        return _NoBar()
+    return require("tqdm", "the replay progress bar (or --quiet)").tqdm(total=total, unit="round", dynamic_ncols=True)
