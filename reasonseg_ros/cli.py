@@ -179,18 +179,31 @@ def cmd_replay(args: argparse.Namespace) -> int:
         ground_truth=Path(args.gt) if args.gt else None,
         rate=args.rate,
         progress=not args.quiet,
+        config_path=args.config,
+        command=" ".join(["reasonseg", *(argv_of(args))]),
     )
     try:
         run = replay(args.bag, config, args.out, options)
     except (ValueError, FileExistsError) as exc:
         raise ReasonsegError(str(exc)) from exc
     written = write_report(run, args.out)
+    if run.run["random_weights"]:
+        print(f"RANDOM WEIGHTS: {run.run['segmenter']}; the scores measure the pipeline, not segmentation")
+    else:
+        print(f"weights: {run.run['segmenter']}")
     m = run.metrics
     print(f"gIoU {m['gIoU']}, cIoU {m['cIoU']}, N-acc {m['N-acc']}, T-acc {m['T-acc']} over {m['samples']} samples")
     for problem in run.run["mismatches"]:
         print(f"mismatch: {problem}", file=sys.stderr)
     print("wrote " + ", ".join(str(p) for p in written))
     return 0
+
+
+def argv_of(args: argparse.Namespace) -> list[str]:
+    """The command line as typed (quoted where needed), for the report's provenance."""
+    import shlex
+
+    return [shlex.quote(a) for a in getattr(args, "argv", None) or sys.argv[1:]]
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
@@ -322,6 +335,7 @@ def download_flag(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(argv) if argv is not None else sys.argv[1:]
     try:
         return int(args.run(args))
     except ReasonsegError as exc:

@@ -70,6 +70,10 @@ class ReplayOptions:
     rate: float = 1.0
     """Playback speed in real-time mode."""
     progress: bool = True
+    config_path: str | None = None
+    """The config file, for the report's provenance."""
+    command: str | None = None
+    """The command line, for the report's provenance."""
 
 
 @dataclass
@@ -81,6 +85,8 @@ class ReplayRun:
     results: dict[int, dict[str, Any]] = field(default_factory=dict)
     """Parsed result JSON per instruction index."""
     samples: list[Sample] = field(default_factory=list)
+    sample_indices: list[int] = field(default_factory=list)
+    """Instruction index (key of ``results``) of each sample."""
 
 
 def replay(bag: str | Path, config: Config, out_dir: str | Path, options: ReplayOptions | None = None) -> ReplayRun:
@@ -128,7 +134,7 @@ def replay(bag: str | Path, config: Config, out_dir: str | Path, options: Replay
     run = _run_info(
         bag, config, options, engine, player, matching, truth_source, wall_s, image_topic, instruction_topic
     )
-    return ReplayRun(metrics, run, player.results, samples)
+    return ReplayRun(metrics, run, player.results, samples, [index for index, _ in matching.pairs] if matching else [])
 
 
 def _connections(reader: Any, wanted: dict[str, str]) -> dict[str, Any]:
@@ -298,7 +304,7 @@ def _run_info(
         "segmenter": engine.segmenter.name,
         "reasoner": engine.reasoner.name,
         "random_weights": bool(getattr(engine.segmenter, "random_weights", config.segmenter.random_weights)),
-        "checkpoint": config.segmenter.checkpoint,
+        "checkpoint": getattr(engine.segmenter, "checkpoint", None) or config.segmenter.checkpoint,
         "config": _plain(config),
         "instructions": player.total,
         "rounds_ok": len(ok),
@@ -315,6 +321,48 @@ def _run_info(
         + [f"result without instruction: {u}" for u in player.unmatched],
         "errors": errors,
         "last_skip_reason": player.core.last_image_error,
+        "provenance": provenance(options.config_path, options.command),
+    }
+
+
+def provenance(config_path: str | None, command: str | None) -> dict[str, Any]:
+    """What produced a run: package version, git commit, date, host, config file, command line."""
+    import datetime
+    import importlib.metadata
+    import platform
+    import subprocess
+
+    try:
+        version = importlib.metadata.version("reasonseg_ros")
+    except importlib.metadata.PackageNotFoundError:
+        version = "unknown (not installed)"
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        commit += " (with uncommitted changes)" if dirty else ""
+    except (OSError, subprocess.SubprocessError):  # installed from a wheel, or no git
+        commit = "unknown (not a git checkout)"
+    return {
+        "version": version,
+        "commit": commit,
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "host": f"{platform.node()} ({platform.machine()}, {platform.system()}, Python {platform.python_version()})",
+        "config": config_path or "built-in defaults",
+        "command": command,
     }
 
 

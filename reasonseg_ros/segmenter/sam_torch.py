@@ -166,6 +166,8 @@ class TorchSamSegmenter:
         self.name = name
         self.random_weights = False
         """True when the weights are random (configured, or the fallback of ``segmenter.random_fallback``)."""
+        self.checkpoint: str | None = None
+        """The weights file loaded, when there is one."""
         self._resize = transforms.ResizeLongestSide(sam.image_encoder.img_size)
 
     @classmethod
@@ -190,6 +192,7 @@ class TorchSamSegmenter:
         name = f"torch SAM {model_type} ({weights})"
         segmenter = cls(sam, config.device, config.multimask, config.decode_batch_size, name)
         segmenter.random_weights = random
+        segmenter.checkpoint = None if random else weights
         return segmenter
 
     @classmethod
