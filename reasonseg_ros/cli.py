@@ -211,7 +211,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
     try:
         bag, images, queries = convert(
-            args.format, args.src, args.out, args.images, args.split, args.split_by, args.limit
+            args.format, args.src, args.out, args.images, args.split, args.split_by, args.limit, not args.quiet
         )
     except (FileExistsError, ValueError, KeyError) as exc:
         raise ReasonsegError(f"convert {args.format}: {exc}") from exc
@@ -276,9 +276,16 @@ def build_parser() -> argparse.ArgumentParser:
     common(rep)
     rep.set_defaults(run=cmd_replay)
 
-    from reasonseg_ros.eval.convert import FORMATS
+    from reasonseg_ros.eval.convert import FORMAT_HELP, FORMATS
 
-    conv = sub.add_parser("convert", help="turn a referring-segmentation dataset into a bag with ground truth")
+    conv = sub.add_parser(
+        "convert",
+        help="turn a referring-segmentation dataset into a bag with ground truth",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="formats (what SRC is):\n"
+        + "\n".join(f"  {name:11s} {FORMAT_HELP.get(name, '')}" for name in FORMATS)
+        + "\nmore in docs/evaluation.md",
+    )
     conv.add_argument("format", choices=FORMATS)
     conv.add_argument("src", help="dataset folder (multiround: the JSON file)")
     conv.add_argument("--out", required=True, help="output bag folder (must not exist)")
@@ -286,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--split", help="split to convert (train, val, testA, ...; reasonseg: the sub-folder)")
     conv.add_argument("--split-by", help="refs file variant: unc, umd, google, berkeley")
     conv.add_argument("--limit", type=int, help="at most this many instructions")
+    conv.add_argument("--quiet", action="store_true", help="no progress bar")
     conv.set_defaults(run=cmd_convert)
 
     from reasonseg_ros.segmenter.checkpoints import SAM_ARCHS
