@@ -86,6 +86,8 @@ def cmd_segment(args: argparse.Namespace) -> int:
     print(f"reasoner:  {engine.reasoner.name}")
     if result.random_weights:
         print("RANDOM WEIGHTS: the masks below mean nothing (plumbing and timing only)")
+        if getattr(engine.segmenter, "fallback_reason", None):
+            print(f"  why: {engine.segmenter.fallback_reason}")
     if not result.ok:
         print(f"error ({result.error_kind}): {result.error}", file=sys.stderr)
         return 1
@@ -189,6 +191,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     written = write_report(run, args.out)
     if run.run["random_weights"]:
         print(f"RANDOM WEIGHTS: {run.run['segmenter']}; the scores measure the pipeline, not segmentation")
+        if run.run.get("fallback_reason"):
+            print(f"  why: {run.run['fallback_reason']}")
     else:
         print(f"weights: {run.run['segmenter']}")
     m = run.metrics

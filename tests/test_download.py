@@ -195,7 +195,7 @@ def test_random_fallback_runs_and_says_so_everywhere(tmp_path, capsys):
     fallback = [*sets, "--set", "segmenter.random_fallback=vit_tiny"]
     assert cli.main(["segment", str(image), target, "--out", str(tmp_path / "o"), *fallback]) == 0
     printed = capsys.readouterr().out
-    assert "RANDOM WEIGHTS" in printed and "no checkpoint" in printed
+    assert "RANDOM WEIGHTS" in printed and "fallback, no vit_b checkpoint" in printed and "why: " in printed
     result = json.loads((tmp_path / "o" / "result.json").read_text())
     assert result["random_weights"] is True and result["objects"][0]["label"] == "a"
 

@@ -305,6 +305,7 @@ def _run_info(
         "reasoner": engine.reasoner.name,
         "random_weights": bool(getattr(engine.segmenter, "random_weights", config.segmenter.random_weights)),
         "checkpoint": getattr(engine.segmenter, "checkpoint", None) or config.segmenter.checkpoint,
+        "fallback_reason": getattr(engine.segmenter, "fallback_reason", None),
         "config": _plain(config),
         "instructions": player.total,
         "rounds_ok": len(ok),

@@ -56,6 +56,8 @@ def render_markdown(run: ReplayRun, plots: list[str]) -> str:
     lines = ["# Replay report", ""]
     if r["random_weights"]:
         lines += [RANDOM_STAMP, ""]
+        if r.get("fallback_reason"):
+            lines += [f"Random weights because no checkpoint could be had: {r['fallback_reason']}", ""]
     lines += [
         "## Source",
         "",

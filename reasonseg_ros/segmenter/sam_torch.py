@@ -168,12 +168,14 @@ class TorchSamSegmenter:
         """True when the weights are random (configured, or the fallback of ``segmenter.random_fallback``)."""
         self.checkpoint: str | None = None
         """The weights file loaded, when there is one."""
+        self.fallback_reason: str | None = None
+        """Why ``segmenter.random_fallback`` was taken (the checkpoint error), when it was."""
         self._resize = transforms.ResizeLongestSide(sam.image_encoder.img_size)
 
     @classmethod
     def from_config(cls, config: SegmenterConfig) -> TorchSamSegmenter:
         set_threads(config.threads)
-        model_type, random = config.model_type, config.random_weights
+        model_type, random, fallback_reason = config.model_type, config.random_weights, None
         if random:
             sam, weights = _random_sam(model_type), "random weights"
         else:
@@ -183,8 +185,9 @@ class TorchSamSegmenter:
             except CheckpointError as exc:
                 if config.random_fallback is None:
                     raise
-                model_type, random = config.random_fallback, True
-                sam, weights = _random_sam(model_type), f"random weights, no checkpoint: {exc}"
+                model_type, random, fallback_reason = config.random_fallback, True, str(exc)
+                sam = _random_sam(model_type)
+                weights = f"random weights: fallback, no {config.model_type} checkpoint"
             else:
                 state = load_state_dict(path)
                 sam, weights = build_sam(model_type), str(path)
@@ -193,6 +196,7 @@ class TorchSamSegmenter:
         segmenter = cls(sam, config.device, config.multimask, config.decode_batch_size, name)
         segmenter.random_weights = random
         segmenter.checkpoint = None if random else weights
+        segmenter.fallback_reason = fallback_reason
         return segmenter
 
     @classmethod
