@@ -86,13 +86,16 @@ def draw_overlay(
     draw = draw_module.Draw(picture)
     height, width = out.shape[:2]
     font = _font(max(10, min(height, width) // 30))
+    banner = _text_height(draw, BANNER_TEXT, font) + 6 if random_weights else 0
     for index, obj in enumerate(objects):
         prompt = prompts[index] if prompts is not None and index < len(prompts) else None
         if prompt is not None:
             _draw_prompt(draw, prompt, tuple(int(v) for v in color_of(obj.object_id)), max(2, width // 160))
+    placed: list[tuple[int, int, int, int]] = []
     for obj in objects:
         color = tuple(int(v) for v in color_of(obj.object_id))
-        _tab(draw, (obj.box[0], obj.box[1]), f"{obj.object_id} {obj.label}", color, font, width, height)
+        text = f"{obj.object_id} {obj.label}"
+        placed.append(_tab(draw, (obj.box[0], obj.box[1]), text, color, font, (width, height, banner), placed))
     lines = [f'rejected "{r.phrase}"' + (f": {r.reason}" if r.reason else "") for r in rejections]
     y = height
     for line in reversed(lines):
@@ -100,8 +103,7 @@ def draw_overlay(
         draw.rectangle((0, y, width, y + _text_height(draw, line, font) + 4), fill=(0, 0, 0))
         draw.text((4, y + 2), line, fill=(255, 255, 255), font=font)
     if random_weights:
-        bar = _text_height(draw, BANNER_TEXT, font) + 6
-        draw.rectangle((0, 0, width, bar), fill=BANNER)
+        draw.rectangle((0, 0, width, banner), fill=BANNER)
         draw.text((4, 3), BANNER_TEXT, fill=(255, 255, 255), font=font)
     return np.asarray(picture)
 
@@ -133,15 +135,36 @@ def _draw_prompt(draw: Any, prompt: Prompt, color: tuple[int, ...], radius: int)
                 draw.line((x - radius, y + radius, x + radius, y - radius), fill=NEGATIVE, width=2)
 
 
-def _tab(draw: Any, corner: tuple[float, float], text: str, color: tuple[int, ...], font: Any, w: int, h: int) -> None:
-    """``text`` on a tab of the object's colour just above its box (inside the image)."""
+def _tab(
+    draw: Any,
+    corner: tuple[float, float],
+    text: str,
+    color: tuple[int, ...],
+    font: Any,
+    frame: tuple[int, int, int],
+    placed: list[tuple[int, int, int, int]],
+) -> tuple[int, int, int, int]:
+    """``text`` on a tab of the object's colour just above its box; returns the tab's rectangle.
+
+    ``frame`` is (width, height, rows kept free at the top for the banner); a tab that would cover one
+    already ``placed`` moves down below it, so that objects with the same corner stay readable.
+    """
+    w, h, top_free = frame
     left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
     tab_w, tab_h = right - left + 6, bottom - top + 4
     x = min(max(0, int(corner[0])), max(0, w - tab_w))
-    y = int(corner[1]) - tab_h if corner[1] >= tab_h else min(int(corner[1]), max(0, h - tab_h))
+    above = int(corner[1]) - tab_h
+    y = above if above >= top_free else max(int(corner[1]), top_free)
+    for _ in placed:  # each pass clears at least one tab; as many passes as tabs suffice
+        hit = [r for r in placed if x < r[2] and r[0] < x + tab_w and y < r[3] and r[1] < y + tab_h]
+        if not hit:
+            break
+        y = max(r[3] for r in hit) + 1
+    y = min(y, max(0, h - tab_h))
     draw.rectangle((x, y, x + tab_w, y + tab_h), fill=color)
     dark = sum(color) < 380  # white on dark tabs, black on light ones
     draw.text((x + 3 - left, y + 2 - top), text, fill=(255, 255, 255) if dark else (0, 0, 0), font=font)
+    return (x, y, x + tab_w, y + tab_h)
 
 
 def _text_height(draw: Any, text: str, font: Any) -> int:

@@ -102,3 +102,21 @@ def test_colorized_labels_use_the_object_colours():
     picture = colorize_labels(labels)
     assert (picture[1, 1] == color_of(4)).all() and (picture[0, 4] == color_of(9)).all()
     assert (picture[0, 0] == 0).all()
+
+
+def test_a_tab_at_the_top_edge_stays_below_the_banner():
+    mask = np.zeros((H, W), dtype=bool)
+    mask[0:60, 0:80] = True  # touches the top edge, where the banner is
+    out = draw_overlay(np.zeros((H, W, 3), dtype=np.uint8), mask[None], [_object(2, mask)], random_weights=True)
+    banner_rows = int((out[:, W - 1] == BANNER).all(axis=1).sum())
+    assert banner_rows > 0
+    below = out[banner_rows : banner_rows + 6, 0:30]
+    assert (below == color_of(2)).all(axis=2).mean() > 0.3  # the id tab, not hidden under the banner
+
+
+def test_tabs_of_objects_with_the_same_corner_do_not_cover_each_other(square):
+    out = draw_overlay(
+        np.zeros((H, W, 3), dtype=np.uint8), np.stack([square, square]), [_object(1, square), _object(2, square)]
+    )
+    tab_region = out[:, 40:60]
+    assert (tab_region == color_of(1)).all(axis=2).any() and (tab_region == color_of(2)).all(axis=2).any()

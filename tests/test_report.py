@@ -143,6 +143,6 @@ def test_latency_ecdf_is_a_step_plot_of_four_stages(run):
     lines = figure.axes[0].get_lines()
     assert [line.get_label() for line in lines] == ["reason (n=2)", "embed (n=1)", "decode (n=1)", "total (n=2)"]
     assert all(line.get_drawstyle() == "steps-post" for line in lines)
-    np.testing.assert_allclose(lines[3].get_xdata(), [2.0, 9.0])
-    np.testing.assert_allclose(lines[3].get_ydata(), [0.5, 1.0])
+    np.testing.assert_allclose(lines[3].get_xdata(), [2.0, 2.0, 9.0])  # totals of 2 and 9 ms: F = 0, 1/2, 1
+    np.testing.assert_allclose(lines[3].get_ydata(), [0.0, 0.5, 1.0])
     plt.close(figure)

@@ -247,10 +247,12 @@ def _latency_ecdf(run: ReplayRun, plt: Any, title_suffix: str) -> Any:
     for stage in sorted(stages, key=_stage_key):
         values = np.sort(stages[stage])
         fractions = np.arange(1, len(values) + 1) / len(values)
-        axis.step(values, fractions, where="post", label=f"{stage} (n={len(values)})")
+        # the step rises from 0 at the fastest round: F(x) = share of rounds taking at most x
+        axis.step(np.r_[values[0], values], np.r_[0.0, fractions], where="post", label=f"{stage} (n={len(values)})")
     axis.set(xlabel="ms", ylabel="fraction of rounds", ylim=(0, 1.02), title="latency ECDF" + title_suffix)
     if stages:
         axis.set_xscale("symlog", linthresh=1.0)
+        axis.set_xlim(left=0)
         axis.legend(fontsize=7)
     return figure
 
