@@ -239,6 +239,22 @@ def test_a_model_that_is_not_a_detector_or_missing_is_one_line(tmp_path):
     assert "\n" not in str(caught.value) and "reasonseg download" in str(caught.value)
 
 
+def test_an_uncached_hub_model_offline_fails_at_once_in_one_line(tmp_path, monkeypatch):
+    pytest.importorskip("transformers")
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    monkeypatch.delenv("HTTPS_PROXY", raising=False)
+    monkeypatch.delenv("https_proxy", raising=False)
+    with pytest.raises(CheckpointError) as caught:
+        DetectorReasoner.from_config(DetectorConfig(model="someone/some-detector"))
+    assert "\n" not in str(caught.value) and "out of reach" in str(caught.value)
+
+
 # -- the dialogue on top: multi-target, rejections, memory ids (a stub detector, a box-filling segmenter) ----
 
 

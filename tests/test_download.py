@@ -163,15 +163,22 @@ def test_download_command_fetches_then_reverifies(tmp_path, server, monkeypatch,
     assert "damaged or not the official one" in capsys.readouterr().err
 
 
-def test_hub_download_offline_is_one_line(tmp_path, monkeypatch):
+def test_hub_download_offline_is_one_line_at_once(tmp_path, monkeypatch):
     pytest.importorskip("huggingface_hub")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    import huggingface_hub.constants as constants
-
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with socket.socket() as probe:  # nothing listens: the hub "is down"
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HTTPS_PROXY", raising=False)
+    monkeypatch.delenv("https_proxy", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    assert "127.0.0.1" in download.hub_unreachable()
     with pytest.raises(CheckpointError) as caught:
         download.download_hub("google/owlv2-base-patch16-ensemble", tmp_path)
-    assert "\n" not in str(caught.value) and "huggingface-cli download" in str(caught.value)
+    message = str(caught.value)
+    assert "\n" not in message and "reasonseg download google/owlv2-base-patch16-ensemble" in message
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert download.hub_unreachable() == "HF_HUB_OFFLINE is set"
 
 
 def test_published_sam_hashes_match_the_name_prefixes_convention():

@@ -134,14 +134,29 @@ class DetectorReasoner:
     @classmethod
     def from_config(cls, config: DetectorConfig) -> DetectorReasoner:
         """Load ``config.model``; a failure is one line naming the model and what to do."""
+        from pathlib import Path
+
+        from reasonseg_ros.segmenter.download import hub_offline_hint, hub_unreachable
+
         transformers = require("transformers", "the detector reasoner")
-        try:
-            processor = transformers.AutoProcessor.from_pretrained(
-                config.model, local_files_only=config.local_files_only
-            )
+
+        def load(local_only: bool) -> tuple[Any, Any]:
+            processor = transformers.AutoProcessor.from_pretrained(config.model, local_files_only=local_only)
             model = transformers.AutoModelForZeroShotObjectDetection.from_pretrained(
-                config.model, local_files_only=config.local_files_only
+                config.model, local_files_only=local_only
             )
+            return processor, model
+
+        try:
+            try:  # the cache or a folder first: an offline robot never waits on the hub
+                processor, model = load(local_only=True)
+            except (OSError, ValueError):
+                if config.local_files_only or Path(config.model).expanduser().exists():
+                    raise
+                reason = hub_unreachable()
+                if reason is not None:  # transformers would retry each file for minutes
+                    raise CheckpointError(hub_offline_hint(config.model, reason)) from None
+                processor, model = load(local_only=False)
         except (OSError, ValueError) as exc:
             first = " ".join(str(exc).split())[:200]
             raise CheckpointError(
