@@ -219,3 +219,10 @@ def test_threads_setting_reaches_torch():
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("argv", [["segment", "x.png", "the mug"], ["replay", "bag", "--out", "o"]])
+def test_download_flag_sets_segmenter_download(argv):
+    parser = cli.build_parser()
+    assert cli.load(parser.parse_args(argv)).segmenter.download is False
+    assert cli.load(parser.parse_args([*argv, "--download"])).segmenter.download is True
