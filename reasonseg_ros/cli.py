@@ -140,6 +140,13 @@ def cmd_info(args: argparse.Namespace) -> int:
         if arch.checkpoint_file:
             where = str(found[name]) if name in found else f"not cached ({arch.url})"
             print(f"  {name:8s} {where}")
+    from reasonseg_ros.segmenter.download import WEIGHTS
+
+    for name, spec in WEIGHTS.items():
+        if name not in SAM_ARCHS:
+            path = Path(cache).expanduser() / spec.file
+            print(f"  {name:15s} {path if path.is_file() else 'not cached'}")
+    print("  (fetch, verified: reasonseg download NAME)")
     print("config:")
     print(json.dumps({"segmenter": to_dict(config.segmenter), "reasoner": to_dict(config.reasoner)}, indent=2))
     return 0
