@@ -26,6 +26,8 @@ EXTRAS = {
     "tensorrt": ["tensorrt>=10,<11", "torch>=2.1"],
     "vlm": ["transformers>=4.57", "accelerate", "pillow", "safetensors"],
     "remote": ["pillow", "httpx>=0.27"],
+    # Grammar-constrained decoding of the local VLM's answer (reasoner.vlm.grammar: xgrammar).
+    "grammar": ["xgrammar>=0.1.20"],
     # SAM 2.1 (segmenter and tracker). Its sdist builds against the installed torch: install it with
     # SAM2_BUILD_CUDA=0 pip install --no-build-isolation "sam2>=1.1" (scripts/setup.sh does).
     "sam2": ["sam2>=1.1", "torch>=2.1", "pillow"],

@@ -20,13 +20,15 @@ import argparse
 import json
 import shutil
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from reasonseg_ros.config import Config, load_config, to_dict
 from reasonseg_ros.deps import available, require
 from reasonseg_ros.errors import ReasonsegError
+from reasonseg_ros.preflight import preflight
 
 BACKEND_MODULES = {
     "segmenter torch": ["torch", "torchvision", "segment_anything"],
@@ -46,7 +48,14 @@ def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise ReasonsegError(f"--set takes key=value, got {pair!r}")
-        overrides[key.strip()] = yaml.safe_load(value)
+        try:
+            overrides[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            problem = " ".join(str(getattr(exc, "problem", None) or "not valid YAML").split())
+            raise ReasonsegError(
+                f"--set {key.strip()}: the value {value!r} is not valid YAML ({problem}); "
+                f"quote it, e.g. --set '{key.strip()}=\"{value}\"'"
+            ) from None
     return overrides
 
 
@@ -73,8 +82,17 @@ def cmd_segment(args: argparse.Namespace) -> int:
             image = np.asarray(picture.convert("RGB"))
     except OSError as exc:
         raise ReasonsegError(f"cannot read image {args.image}: {exc}") from exc
-    instruction = Path(args.instruction[1:]).read_text() if args.instruction.startswith("@") else args.instruction
+    instruction = args.instruction
+    if instruction.startswith("@"):
+        try:
+            instruction = Path(instruction[1:]).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise ReasonsegError(
+                f"cannot read the instruction file {instruction[1:]}: {reason}; give the text itself or @FILE"
+            ) from None
 
+    preflight(config)
     engine = Engine.from_config(config)
     engine.submit_frame(Frame(image, 0, Path(args.image).name))
     result = engine.handle(Instruction(instruction, session=args.session))
@@ -168,7 +186,9 @@ def cmd_demo_bag(args: argparse.Namespace) -> int:
         remove_bag(Path(args.out))
     try:
         path = write_demo_bag(args.out, frames=args.frames)
-    except (FileExistsError, ValueError) as exc:
+    except FileExistsError as exc:
+        raise ReasonsegError(f"{exc} (or pass --force)") from exc
+    except ValueError as exc:
         raise ReasonsegError(str(exc)) from exc
     print(f"wrote {path} (MCAP) with its ground truth {path / 'ground_truth.jsonl'}")
     return 0
@@ -179,6 +199,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from reasonseg_ros.eval.report import write_report
 
     config = load(args)
+    preflight(config, Path(args.out) / "output_bag", args.force)  # before the models load, not after
     if args.force:
         remove_bag(Path(args.out) / "output_bag")
     options = ReplayOptions(
@@ -250,8 +271,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with its usage errors on one line like every other failure."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="reasonseg", description=__doc__)
+    parser = Parser(prog="reasonseg", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"reasonseg_ros {package_version()}")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of a failure")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
@@ -341,6 +371,8 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser("info", help="which backends and checkpoints are available")
     common(info)
     info.set_defaults(run=cmd_info)
+    for command in sub.choices.values():  # also after the command; SUPPRESS keeps an earlier --debug
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show the traceback")
     return parser
 
 
@@ -352,14 +384,50 @@ def download_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def package_version() -> str:
+    """The installed distribution's version (the source tree's when not installed)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("reasonseg_ros")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run a command; every failure is one line on stderr (``--debug`` adds the traceback)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
     args.argv = list(argv) if argv is not None else sys.argv[1:]
+    debug = bool(getattr(args, "debug", False))
     try:
         return int(args.run(args))
-    except ReasonsegError as exc:
-        print(f"reasonseg: {exc}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        print("reasonseg: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # one line, whatever it is: the traceback only on request
+        if debug:
+            traceback.print_exc()
+        print(f"reasonseg: {failure_line(exc, debug)}", file=sys.stderr)
+        return 2 if isinstance(exc, ReasonsegError | OSError) else 1
+
+
+def failure_line(exc: BaseException, debug: bool = False) -> str:
+    """What went wrong, on one line.
+
+    Our errors as they are, an OS error with its file, else the type and the first line, with where to look
+    further.
+    """
+    if isinstance(exc, ReasonsegError):
+        text = str(exc)
+    elif isinstance(exc, OSError) and exc.strerror:
+        where = f": {exc.filename}" if exc.filename else ""
+        text = f"{exc.strerror}{where}"
+    else:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        more = "" if debug else "; run again with --debug for the traceback"
+        text = f"unexpected {type(exc).__name__}{': ' + first[:300] if first else ''}{more}"
+    return " ".join(text.split())
 
 
 if __name__ == "__main__":

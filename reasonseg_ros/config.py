@@ -210,6 +210,9 @@ class VlmConfig:
     """Keep the prompt text in the result (debugging)."""
     keep_raw: bool = True
     """Keep the model's raw answer in the result (debugging)."""
+    grammar: Literal["none", "xgrammar"] = "none"
+    """``vlm`` backend: xgrammar constrains generation to the answer's JSON schema (the ``grammar`` extra);
+    none: free text, read by the tolerant parser. ``remote`` uses ``remote.structured_output`` instead."""
 
 
 @dataclass
@@ -223,7 +226,7 @@ class RemoteConfig:
     api_key_env: str | None = None
     """Name of the environment variable holding the API key (the key itself never goes in config or logs)."""
     timeout_s: float = ranged(30.0, low=0.0, low_open=True)
-    """Per request."""
+    """Per request (and never past the round's ``reasoner.deadline_s``)."""
     retries: int = ranged(3, low=0)
     """Extra attempts after a 429, a 5xx, a timeout or a dropped connection."""
     backoff_s: float = ranged(0.5, low=0.0)
@@ -234,6 +237,12 @@ class RemoteConfig:
     """How the frame travels in the data URL; jpeg needs pillow, png needs nothing."""
     jpeg_quality: int = ranged(90, low=1, high=100)
     """JPEG quality (1-100) of the frames sent (image_format: jpeg)."""
+    max_response_bytes: int = ranged(1 << 20, low=1)
+    """Largest response body read; a longer one is an ``unreadable_output`` error, read no further and not kept."""
+    structured_output: Literal["auto", "json_schema", "off"] = "auto"
+    """Send the answer's JSON schema as ``response_format`` (vLLM guided decoding). auto: drop it for good
+    after a server refuses it with HTTP 400; json_schema: always send it; off: never (the tolerant parser reads
+    free text either way)."""
 
 
 @dataclass
@@ -322,6 +331,9 @@ class ReasonerConfig:
     vlm: VlmConfig = field(default_factory=VlmConfig)
     remote: RemoteConfig = field(default_factory=RemoteConfig)
     seg_token: SegTokenConfig = field(default_factory=SegTokenConfig)
+    deadline_s: float | None = ranged(60.0, low=0.0, low_open=True)
+    """Most seconds one round's reasoning may take across every request, retry and backoff (remote), or
+    generation (vlm: stops there with a model_failure); None: no deadline."""
 
 
 @dataclass
@@ -333,7 +345,9 @@ class EngineConfig:
     frame_wait_s: float = ranged(0.0, low=0.0)
     """How long a round waits for a first frame before it errors."""
     stamp_tolerance_s: float | None = ranged(None, low=0.0)
-    """An instruction naming a stamp fails if no frame is this close to it (None: always take the nearest)."""
+    """An instruction naming a stamp fails if no kept frame is this close to it. None: derived from the camera,
+    0.6 × its period (10th percentile of the last 32 frame intervals; 0.1 s until known), so the neighbour
+    of a missing frame is refused; ``.inf`` always takes the nearest frame."""
     max_instruction_bytes: int = ranged(65536, low=1)
     """Longer instructions are refused with an error round."""
     min_mask_pixels: int = ranged(1, low=0)

@@ -33,11 +33,21 @@ import numpy as np
 
 from reasonseg_ros.config import Config
 from reasonseg_ros.errors import InputError, ReasonsegError
+from reasonseg_ros.limits import cap_text, echo
 from reasonseg_ros.masks import encode_rle, mask_to_box
 from reasonseg_ros.memory import DialogueMemory
 from reasonseg_ros.reasoner import Reasoner, create_reasoner
 from reasonseg_ros.segmenter import ImageEmbedding, Segmenter, create_segmenter
 from reasonseg_ros.types import Frame, Instruction, Prompt, Rejection, RoundResult
+
+DEFAULT_TOLERANCE_S = 0.1
+"""Stamp tolerance before the camera's rate is known (``engine.stamp_tolerance_s: null``)."""
+ERROR_BYTES = 1024
+"""An error message is cut here too: a message quoting its input must not grow a result without bound."""
+RATE_WINDOW = 32
+"""Frame intervals the camera's period is estimated from."""
+TOLERANCE_PERIODS = 0.6
+"""Derived stamp tolerance in camera periods: over half (a stamp between two frames finds one), under one."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,8 @@ class Engine:
         self._frames: deque[BufferedFrame] = deque(maxlen=self.config.engine.frame_buffer_size)
         self._frames_ready = threading.Condition()
         self._next_serial = 0
+        self._intervals: deque[int] = deque(maxlen=RATE_WINDOW)
+        """Recent stamp intervals between consecutive frames (ns): the camera's rate, for the stamp tolerance."""
         self._embeddings: OrderedDict[int, ImageEmbedding] = OrderedDict()
         self._round_lock = threading.Lock()
         self.frames_received = 0
@@ -95,6 +107,8 @@ class Engine:
         if image.shape[0] == 0 or image.shape[1] == 0:
             raise InputError(f"a frame must not be empty, got shape {image.shape}")
         with self._frames_ready:
+            if self._frames and frame.stamp_ns > self._frames[-1].frame.stamp_ns:
+                self._intervals.append(frame.stamp_ns - self._frames[-1].frame.stamp_ns)
             self._frames.append(BufferedFrame(self._next_serial, frame))
             self._next_serial += 1
             self.frames_received += 1
@@ -106,7 +120,13 @@ class Engine:
 
     def handle(self, instruction: Instruction) -> RoundResult:
         """Run one round. Thread-safe: rounds run one at a time."""
-        result = RoundResult(session=instruction.session, instruction=instruction.text)
+        result = RoundResult(
+            session=instruction.session,
+            instruction=echo(instruction.text),
+            instruction_id=instruction.id,
+            id_assigned=instruction.id_assigned,
+            requested_stamp_ns=instruction.stamp_ns,
+        )
         result.random_weights = bool(getattr(self.segmenter, "random_weights", self.config.segmenter.random_weights))
         start = self._clock()
         with self._round_lock:
@@ -124,11 +144,14 @@ class Engine:
             buffered = self.select_frame(instruction.stamp_ns)
         frame = buffered.frame
         result.frame_stamp_ns, result.frame_id, result.image_size = frame.stamp_ns, frame.frame_id, frame.size
+        if instruction.stamp_ns is not None:
+            result.frame_gap_ms = abs(frame.stamp_ns - instruction.stamp_ns) / 1e6
         result.image = frame.image
 
         with self._stage("reason", result):
             answer = self.reasoner.reason(frame.image, instruction.text, self.memory.view(instruction.session))
-        result.reply, result.raw_output, result.prompt = answer.reply, answer.raw_output, answer.prompt
+        result.reply = answer.reply
+        result.raw_output, result.prompt = cap_text(answer.raw_output), cap_text(answer.prompt)
         result.warnings.extend(answer.warnings)
         rejections = list(answer.rejections)
 
@@ -172,7 +195,11 @@ class Engine:
         result.prompts = [p for _, _, p in found]
 
     def select_frame(self, stamp_ns: int | None) -> BufferedFrame:
-        """The newest frame, or the one nearest ``stamp_ns``; waits up to ``engine.frame_wait_s`` for a first one."""
+        """The newest frame, or the one nearest ``stamp_ns`` if within :meth:`stamp_tolerance_s` of it.
+
+        Waits up to ``engine.frame_wait_s`` for a first frame. A named frame that never arrived (refused,
+        dropped, no longer buffered) is an error, never silently replaced by a neighbour.
+        """
         with self._frames_ready:
             if not self._frames:
                 self._frames_ready.wait_for(lambda: bool(self._frames), timeout=self.config.engine.frame_wait_s)
@@ -182,13 +209,33 @@ class Engine:
             if stamp_ns is None:
                 return self._frames[-1]
             nearest = min(self._frames, key=lambda b: abs(b.frame.stamp_ns - stamp_ns))
-        tolerance = self.config.engine.stamp_tolerance_s
+            tolerance, source = self.stamp_tolerance_s()
         gap_s = abs(nearest.frame.stamp_ns - stamp_ns) / 1e9
-        if tolerance is not None and gap_s > tolerance:
+        if gap_s > tolerance:
             raise InputError(
-                f"no frame within {tolerance:g} s of the instruction's stamp (nearest is {gap_s:.3f} s away)"
+                f"no frame within {tolerance:g} s ({source}) of the instruction's stamp {stamp_ns}: "
+                f"nearest is {gap_s:.3f} s away; the named frame was refused, dropped or is older than the "
+                f"{len(self._frames)} kept (engine.stamp_tolerance_s, engine.frame_buffer_size)"
             )
         return nearest
+
+    def stamp_tolerance_s(self) -> tuple[float, str]:
+        """``(seconds, where the value came from)``: ``engine.stamp_tolerance_s``, or derived from the camera.
+
+        Derived: :data:`TOLERANCE_PERIODS` × the camera's period (the 10th percentile of the last
+        :data:`RATE_WINDOW` intervals between frames), so a stamp between two frames finds one but the neighbour
+        of a missing frame (one period away) is refused; :data:`DEFAULT_TOLERANCE_S` until two frames with
+        increasing stamps have arrived.
+        """
+        configured = self.config.engine.stamp_tolerance_s
+        if configured is not None:
+            return configured, "engine.stamp_tolerance_s"
+        if not self._intervals:
+            return DEFAULT_TOLERANCE_S, "default until the camera's rate is known"
+        # a low percentile, not the median: a refused frame leaves a double interval, which must not
+        # stretch the period it is judged by
+        period_s = float(np.percentile(np.fromiter(self._intervals, dtype=np.int64), 10)) / 1e9
+        return TOLERANCE_PERIODS * period_s, f"{TOLERANCE_PERIODS:g} × the camera's {period_s * 1000:.0f} ms period"
 
     def _embedding(self, buffered: BufferedFrame, result: RoundResult) -> ImageEmbedding:
         cached = self._embeddings.get(buffered.serial)
@@ -232,7 +279,7 @@ class Engine:
 def _fail(result: RoundResult, stage: str, cause: BaseException) -> None:
     if isinstance(cause, ReasonsegError):
         result.error_kind = cause.kind
-        result.error = str(cause)
+        result.error = cap_text(str(cause), ERROR_BYTES)
     else:
         result.error_kind = "internal"
         detail = str(cause).splitlines()[0][:300] if str(cause) else ""
@@ -241,7 +288,7 @@ def _fail(result: RoundResult, stage: str, cause: BaseException) -> None:
     # an unreadable model answer is kept for debugging (ModelOutputError.raw_output)
     raw_output = getattr(cause, "raw_output", None)
     if isinstance(raw_output, str):
-        result.raw_output = raw_output
+        result.raw_output = cap_text(raw_output)
 
 
 __all__ = ["BufferedFrame", "Engine"]

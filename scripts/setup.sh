@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Creates .venv and installs reasonseg_ros with the torch, onnx, vlm, eval, test, sam2, cv, remote and download extras.
+# Creates .venv and installs reasonseg_ros with the torch, onnx, vlm, eval, test, sam2, cv, remote, download and grammar extras.
 # TORCH_SPEC overrides the PyTorch pins (e.g. TORCH_SPEC="torch torchvision" for the newest).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,5 +18,5 @@ fi
 # sam2's sdist compiles against the torch just installed: no build isolation (which would fetch another torch),
 # no CUDA extension (it is optional; SAM 2 falls back to plain torch ops).
 SAM2_BUILD_CUDA=0 .venv/bin/python -m pip install -q --no-build-isolation "sam2>=1.1"
-.venv/bin/python -m pip install -q -e ".[torch,onnx,vlm,eval,test,sam2,cv,remote,download]"
+.venv/bin/python -m pip install -q -e ".[torch,onnx,vlm,eval,test,sam2,cv,remote,download,grammar]"
 echo "reasonseg_ros installed in .venv"

@@ -252,7 +252,7 @@ def test_an_uncached_hub_model_offline_fails_at_once_in_one_line(tmp_path, monke
     monkeypatch.delenv("https_proxy", raising=False)
     with pytest.raises(CheckpointError) as caught:
         DetectorReasoner.from_config(DetectorConfig(model="someone/some-detector"))
-    assert "\n" not in str(caught.value) and "out of reach" in str(caught.value)
+    assert "\n" not in str(caught.value) and "unreachable" in str(caught.value)
 
 
 # -- the dialogue on top: multi-target, rejections, memory ids (a stub detector, a box-filling segmenter) ----

@@ -172,13 +172,11 @@ def test_hub_download_offline_is_one_line_at_once(tmp_path, monkeypatch):
     monkeypatch.delenv("HTTPS_PROXY", raising=False)
     monkeypatch.delenv("https_proxy", raising=False)
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
-    assert "127.0.0.1" in download.hub_unreachable()
     with pytest.raises(CheckpointError) as caught:
         download.download_hub("google/owlv2-base-patch16-ensemble", tmp_path)
     message = str(caught.value)
-    assert "\n" not in message and "reasonseg download google/owlv2-base-patch16-ensemble" in message
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    assert download.hub_unreachable() == "HF_HUB_OFFLINE is set"
+    assert "\n" not in message and "unreachable" in message
+    assert "reasonseg download google/owlv2-base-patch16-ensemble" in message
 
 
 def test_published_sam_hashes_match_the_name_prefixes_convention():

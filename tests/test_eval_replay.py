@@ -91,8 +91,10 @@ def test_demo_bag_holds_images_instructions_and_exact_ground_truth(demo):
 @pytest.mark.parametrize(("backend", "topic"), [("oracle", "/instruction"), ("prompt", "/instruction_prompt")])
 def test_replay_writes_bag_metrics_report_and_plots(demo, tmp_path, mode, backend, topic):
     options = ReplayOptions(mode=mode, instruction_topic=topic, rate=20.0, progress=False)
-    # A queue longer than the bag's dialogue: on a loaded machine real time may lag, but it must not drop.
-    overrides = {"reasoner.backend": backend, "node.instruction_queue_size": 16}
+    # A queue longer than the bag's dialogue: on a loaded machine real time may lag, but it must not drop;
+    # and a frame buffer holding the whole bag: at 20× a lagging round would find its named frame evicted
+    # (an error since the stamp tolerance is on by default, where it used to take another frame silently).
+    overrides = {"reasoner.backend": backend, "node.instruction_queue_size": 16, "engine.frame_buffer_size": 64}
     run = replay(demo, config(**overrides), tmp_path, options)
     written = write_report(run, tmp_path)
     assert METRIC_KEYS <= set(run.metrics) and RUN_KEYS <= set(run.run)

@@ -44,6 +44,7 @@ from reasonseg_ros.eval.bag_io import BagWriter, open_bag
 from reasonseg_ros.eval.ground_truth import FILE_NAME, GroundTruth, match, parse_record, read_jsonl
 from reasonseg_ros.eval.metrics import Sample, percentiles, summarize
 from reasonseg_ros.messages import parse_instruction
+from reasonseg_ros.messages.result_json import readable_envelope_id
 from reasonseg_ros.reasoner.oracle import OracleReasoner
 from reasonseg_ros.ros.node_core import NodeCore, Outputs
 
@@ -102,7 +103,7 @@ def replay(bag: str | Path, config: Config, out_dir: str | Path, options: Replay
         connections = _connections(
             reader, {image_topic: "sensor_msgs/msg/Image", instruction_topic: "std_msgs/msg/String"}
         )
-        instructions = _instruction_keys(reader, connections[instruction_topic], config.node.default_session)
+        instructions, ids = _instruction_keys(reader, connections[instruction_topic], config.node.default_session)
         records, truth_source = _ground_truth(reader, bag, options.ground_truth, config.replay.ground_truth_topic)
         matching = match(instructions, records) if records is not None else None
         if options.progress:
@@ -113,7 +114,7 @@ def replay(bag: str | Path, config: Config, out_dir: str | Path, options: Replay
                 engine.reasoner.expect(*instructions[index], record.objects)
         out_dir.mkdir(parents=True, exist_ok=True)
         with BagWriter(out_dir / "output_bag") as writer:
-            player = _Player(engine, writer, config, instructions, progress=options.progress)
+            player = _Player(engine, writer, config, ids, progress=options.progress)
             started = time.perf_counter()
             if options.mode == "realtime":
                 player.play_realtime(reader, list(connections.values()), options.rate)
@@ -151,17 +152,23 @@ def _connections(reader: Any, wanted: dict[str, str]) -> dict[str, Any]:
     return chosen
 
 
-def _instruction_keys(reader: Any, connection: Any, default_session: str) -> list[tuple[str, str]]:
-    """``(session, text)`` of each instruction, in bag order (what results and ground truth are matched by)."""
-    keys = []
-    for conn, _, raw in reader.messages(connections=[connection]):
+def _instruction_keys(reader: Any, connection: Any, default_session: str) -> tuple[list[tuple[str, str]], list[str]]:
+    """``(session, text)`` of each instruction in bag order (ground truth is matched by it), and its id.
+
+    The id is the envelope's own, else ``replay-<index>``: results are paired with instructions by it,
+    never by text (identical texts in flight, and drops, would shift a pairing by text order).
+    """
+    keys, ids = [], []
+    for index, (conn, _, raw) in enumerate(reader.messages(connections=[connection])):
         text = reader.deserialize(raw, conn.msgtype).data
         try:
             instruction = parse_instruction(text, default_session)
             keys.append((instruction.session, instruction.text))
+            ids.append(instruction.id or f"replay-{index}")
         except InputError:
             keys.append((default_session, text))
-    return keys
+            ids.append(readable_envelope_id(text) or f"replay-{index}")
+    return keys, ids
 
 
 def _ground_truth(reader: Any, bag: Path, path: Path | None, topic: str) -> tuple[list[GroundTruth] | None, str]:
@@ -183,23 +190,24 @@ def _ground_truth(reader: Any, bag: Path, path: Path | None, topic: str) -> tupl
 class _Player:
     """Feeds bag messages to a NodeCore and collects what it publishes."""
 
-    def __init__(
-        self, engine: Engine, writer: BagWriter, config: Config, instructions: list[tuple[str, str]], progress: bool
-    ) -> None:
+    def __init__(self, engine: Engine, writer: BagWriter, config: Config, ids: list[str], progress: bool) -> None:
         self.writer = writer
-        self.total = len(instructions)
+        self.total = len(ids)
+        self._ids = ids
+        self._delivered = 0
         self._bag_ns = 0
         self._realtime: tuple[int, float, float] | None = None
         """(bag start ns, wall start s, rate) while playing in real time."""
         self.results: dict[int, dict[str, Any]] = {}
         self.unmatched: list[str] = []
         self.frame_ages_ms: list[float] = []
-        self._indices: dict[tuple[str, str], deque[int]] = defaultdict(deque)
-        for index, key in enumerate(instructions):
-            self._indices[key].append(index)
+        self._indices: dict[str, deque[int]] = defaultdict(deque)
+        for index, instruction_id in enumerate(ids):
+            self._indices[instruction_id].append(index)
+        self.duplicate_ids = sorted(i for i, where in self._indices.items() if len(where) > 1)
         outputs = Outputs(**{name: self._publisher(name) for name in OUTPUT_TOPICS}, overlay_wanted=lambda: True)
         self.core = NodeCore(engine, writer.types, outputs, config.node, now_ns=self.clock)
-        self.bar = _progress_bar(len(instructions), progress)
+        self.bar = _progress_bar(len(ids), progress)
 
     def clock(self) -> int:
         """Bag time now: the last message's time, or in real time the bag clock running since playback began."""
@@ -229,7 +237,7 @@ class _Player:
         self.writer.write(COLOR_MASKS_TOPIC, "sensor_msgs/msg/Image", msg, self.clock())
 
     def _collect(self, result: dict[str, Any]) -> None:
-        queue = self._indices.get((result["session"], result["instruction"]))
+        queue = self._indices.get(result.get("instruction_id"))
         if not queue:
             self.unmatched.append(
                 f"{result['instruction'][:60]!r}: {result['error']['message'] if result['error'] else 'ok'}"
@@ -246,7 +254,8 @@ class _Player:
         if connection.msgtype == "sensor_msgs/msg/Image":
             self.core.on_image(msg)
         else:
-            self.core.on_instruction(msg)
+            self.core.on_instruction(msg, assigned_id=self._ids[self._delivered])
+            self._delivered += 1
 
     def play_deterministic(self, reader: Any, connections: list[Any]) -> None:
         for connection, timestamp, raw in reader.messages(connections=connections):
@@ -319,9 +328,14 @@ def _run_info(
         "engine_overhead_ms": percentiles(overhead),
         "frame_age_ms": percentiles(player.frame_ages_ms),
         "mismatches": (matching.problems if matching else [])
-        + [f"result without instruction: {u}" for u in player.unmatched],
+        + [f"result without instruction: {u}" for u in player.unmatched]
+        + [
+            f"instruction id {i!r} is used more than once: its results are paired in bag order"
+            for i in player.duplicate_ids
+        ],
         "errors": errors,
         "last_skip_reason": player.core.last_image_error,
+        "frame_skip_reasons": dict(player.core.frame_skip_reasons),
         "provenance": provenance(options.config_path, options.command),
     }
 

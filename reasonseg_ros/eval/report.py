@@ -106,9 +106,10 @@ def render_markdown(run: ReplayRun, plots: list[str]) -> str:
         f"{_fmt(age.get('p90'), 1)} / {_fmt(age.get('p99'), 1)} ms.",
         "",
         f"Frames: {r['frames_received']} used, {r['frames_skipped']} skipped"
-        + (f" (last reason: {r['last_skip_reason']})" if r["frames_skipped"] else "")
         + f"; instructions dropped by the queue: {r['instructions_dropped']}.",
         "",
+        *[f"- skipped {count}×: {reason}" for reason, count in r.get("frame_skip_reasons", {}).items()],
+        *([""] if r.get("frame_skip_reasons") else []),
         "## Mismatches and errors",
         "",
     ]

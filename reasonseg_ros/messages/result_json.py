@@ -21,10 +21,13 @@ import math
 from typing import Any
 
 from reasonseg_ros.errors import InputError
+from reasonseg_ros.limits import quote
 from reasonseg_ros.types import Instruction, RoundResult
 
 SCHEMA_VERSION = 1
-ENVELOPE_KEYS = {"text", "session", "stamp", "stamp_ns"}
+ENVELOPE_KEYS = {"text", "session", "stamp", "stamp_ns", "id"}
+MAX_ID_CHARS = 128
+"""Longest correlation id an envelope may carry (it is echoed in every result)."""
 
 
 def round_to_dict(result: RoundResult, *, include_masks: bool = True) -> dict[str, Any]:
@@ -52,12 +55,16 @@ def round_to_dict(result: RoundResult, *, include_masks: bool = True) -> dict[st
     data: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "session": result.session,
+        "instruction_id": result.instruction_id,
+        "id_assigned": result.id_assigned,
         "round": result.round_index,
         "instruction": result.instruction,
         "reply": result.reply,
         "ok": result.ok,
         "error": None if result.ok else {"kind": result.error_kind, "message": result.error},
         "frame": frame,
+        "requested_stamp_ns": result.requested_stamp_ns,
+        "frame_gap_ms": None if result.frame_gap_ms is None else round(result.frame_gap_ms, 3),
         "objects": objects,
         "rejections": [{"phrase": r.phrase, "reason": r.reason} for r in result.rejections],
         "warnings": list(result.warnings),
@@ -118,14 +125,36 @@ def parse_instruction(text: str, default_session: str = "default") -> Instructio
         return Instruction(text, None, default_session)
     unknown = set(data) - ENVELOPE_KEYS
     if unknown:
-        raise InputError(f"instruction envelope has unknown keys {sorted(unknown)}; expected {sorted(ENVELOPE_KEYS)}")
+        names = sorted(key[:40] for key in unknown)[:5]  # a client could send huge keys
+        raise InputError(f"instruction envelope has unknown keys {names}; expected {sorted(ENVELOPE_KEYS)}")
+    instruction_id = envelope_id(data)
     body = data["text"]
     if not isinstance(body, str):
         raise InputError("the envelope's 'text' must be a string")
     session = data.get("session", default_session)
     if not isinstance(session, str) or not session:
         raise InputError("the envelope's 'session' must be a non-empty string")
-    return Instruction(body, _stamp_ns(data), session)
+    return Instruction(body, _stamp_ns(data), session, instruction_id)
+
+
+def envelope_id(data: Any) -> str | None:
+    """The ``id`` of an envelope (None when absent); :class:`InputError` unless a short non-empty string."""
+    if not isinstance(data, dict) or data.get("id") is None:
+        return None
+    value = data["id"]
+    if not isinstance(value, str) or not value or len(value) > MAX_ID_CHARS:
+        raise InputError(f"the envelope's 'id' must be a non-empty string of at most {MAX_ID_CHARS} characters")
+    return value
+
+
+def readable_envelope_id(text: Any) -> str | None:
+    """The valid ``id`` of an envelope that was refused for another reason, so that its refusal still pairs."""
+    if not isinstance(text, str) or not text.lstrip().startswith("{"):
+        return None
+    try:
+        return envelope_id(json.loads(text))
+    except (ValueError, InputError, RecursionError):
+        return None
 
 
 def _stamp_ns(data: dict[str, Any]) -> int | None:
@@ -134,7 +163,7 @@ def _stamp_ns(data: dict[str, Any]) -> int | None:
     if "stamp_ns" in data:
         value = data["stamp_ns"]
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise InputError(f"'stamp_ns' must be a non-negative integer, got {value!r}")
+            raise InputError(f"'stamp_ns' must be a non-negative integer, got {quote(value, 40)}")
         return value
     stamp = data.get("stamp")
     if stamp is None:
@@ -144,8 +173,8 @@ def _stamp_ns(data: dict[str, Any]) -> int | None:
         if set(stamp) - {"sec", "nanosec"} or not all(
             isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (sec, nanosec)
         ):
-            raise InputError(f'\'stamp\' must be {{"sec": int, "nanosec": int}} or seconds, got {stamp!r}')
+            raise InputError(f'\'stamp\' must be {{"sec": int, "nanosec": int}} or seconds, got {quote(stamp, 80)}')
         return sec * 1_000_000_000 + nanosec
     if isinstance(stamp, int | float) and not isinstance(stamp, bool) and math.isfinite(stamp) and stamp >= 0:
         return round(stamp * 1e9)
-    raise InputError(f'\'stamp\' must be {{"sec": int, "nanosec": int}} or seconds, got {stamp!r}')
+    raise InputError(f'\'stamp\' must be {{"sec": int, "nanosec": int}} or seconds, got {quote(stamp, 80)}')

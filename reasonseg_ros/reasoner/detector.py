@@ -136,7 +136,7 @@ class DetectorReasoner:
         """Load ``config.model``; a failure is one line naming the model and what to do."""
         from pathlib import Path
 
-        from reasonseg_ros.segmenter.download import hub_offline_hint, hub_unreachable
+        from reasonseg_ros.preflight import model_problem
 
         transformers = require("transformers", "the detector reasoner")
 
@@ -153,9 +153,9 @@ class DetectorReasoner:
             except (OSError, ValueError):
                 if config.local_files_only or Path(config.model).expanduser().exists():
                     raise
-                reason = hub_unreachable()
-                if reason is not None:  # transformers would retry each file for minutes
-                    raise CheckpointError(hub_offline_hint(config.model, reason)) from None
+                problem = model_problem(config.model, False, "reasoner.detector.model")
+                if problem is not None:  # one request decides: transformers would retry each file for minutes
+                    raise CheckpointError(problem) from None
                 processor, model = load(local_only=False)
         except (OSError, ValueError) as exc:
             first = " ".join(str(exc).split())[:200]

@@ -28,11 +28,12 @@ only caller of the engine's ``handle``.
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -40,6 +41,7 @@ import numpy as np
 from reasonseg_ros.config import NodeConfig
 from reasonseg_ros.engine import Engine
 from reasonseg_ros.errors import InputError
+from reasonseg_ros.limits import cap_text, echo
 from reasonseg_ros.masks import label_image
 from reasonseg_ros.messages import (
     image_to_rgb,
@@ -50,10 +52,14 @@ from reasonseg_ros.messages import (
     rejection_text,
     round_to_json,
 )
+from reasonseg_ros.messages.result_json import readable_envelope_id
 from reasonseg_ros.overlay import overlay_of
 from reasonseg_ros.types import Frame, Instruction, RoundResult
 
 Publish = Callable[[Any], None]
+SKIP_REASON_BYTES = 512
+MAX_SKIP_REASONS = 16
+"""Distinct frame-skip reasons counted; later new ones are counted together, so a bad camera cannot grow the map."""
 
 
 @dataclass
@@ -114,6 +120,10 @@ class NodeCore:
         }
         self.last_error = ""
         self.last_image_error = ""
+        self.frame_skip_reasons: dict[str, int] = {}
+        """Count of skipped frames per reason (at most :data:`MAX_SKIP_REASONS` reasons, then "other")."""
+        self._id_prefix = f"auto-{secrets.token_hex(3)}"
+        self._ids_made = 0
 
     # -- subscription callbacks: return at once -------------------------------------------------
 
@@ -126,9 +136,14 @@ class NodeCore:
             self.engine.submit_frame(frame)
         except InputError as exc:
             self.counters["frames_rejected"] += 1
-            if str(exc) != self.last_image_error:  # once per kind of problem, not at camera rate
-                self._log("warn", f"image skipped: {exc}")
-            self.last_image_error = self.last_error = str(exc)
+            reason = cap_text(str(exc), SKIP_REASON_BYTES)  # an encoding name comes from the sender: bounded
+            key = reason
+            if key not in self.frame_skip_reasons and len(self.frame_skip_reasons) >= MAX_SKIP_REASONS:
+                key = "other reasons"
+            self.frame_skip_reasons[key] = self.frame_skip_reasons.get(key, 0) + 1
+            if reason != self.last_image_error:  # once per kind of problem, not at camera rate
+                self._log("warn", f"image skipped: {reason}")
+            self.last_image_error = self.last_error = reason
             return
         self.counters["frames_received"] += 1
 
@@ -136,14 +151,27 @@ class NodeCore:
         """Remember the camera's frame id for images whose header has none."""
         self.camera_frame_id = msg.header.frame_id
 
-    def on_instruction(self, msg: Any) -> None:
-        """Queue an instruction; when the queue is full the oldest waiting one is dropped, with an error result."""
+    def on_instruction(self, msg: Any, assigned_id: str | None = None) -> None:
+        """Queue an instruction; when the queue is full the oldest waiting one is dropped, with an error result.
+
+        Every result of the instruction (its round, a refusal, a drop) echoes its envelope's ``id``; without one
+        it gets ``assigned_id`` or a made-up one, flagged ``id_assigned``.
+        """
         self.counters["instructions_received"] += 1
         try:
             instruction = parse_instruction(msg.data, self.config.default_session)
         except InputError as exc:
-            self._publish_error(RoundResult(self.config.default_session, str(msg.data)[:1000]), exc.kind, str(exc))
+            client_id = readable_envelope_id(msg.data)
+            refused = RoundResult(
+                self.config.default_session,
+                echo(msg.data),
+                instruction_id=client_id or assigned_id or self.new_id(),
+                id_assigned=client_id is None,
+            )
+            self._publish_error(refused, exc.kind, str(exc))
             return
+        if instruction.id is None:
+            instruction = replace(instruction, id=assigned_id or self.new_id(), id_assigned=True)
         dropped = None
         with self._ready:
             if len(self._queue) >= self.config.instruction_queue_size:
@@ -153,12 +181,25 @@ class NodeCore:
         if dropped is not None:
             self.counters["instructions_dropped"] += 1
             size = self.config.instruction_queue_size
+            lost = dropped.instruction
             self._publish_error(
-                RoundResult(dropped.instruction.session, dropped.instruction.text),
+                RoundResult(
+                    lost.session,
+                    echo(lost.text),
+                    instruction_id=lost.id,
+                    id_assigned=lost.id_assigned,
+                    requested_stamp_ns=lost.stamp_ns,
+                ),
                 "dropped",
                 f"dropped: {size} newer instructions arrived while the model was busy "
                 f"(node.instruction_queue_size is {size})",
             )
+
+    def new_id(self) -> str:
+        """A correlation id for an instruction whose client gave none: unique per node run."""
+        with self._ready:
+            self._ids_made += 1
+            return f"{self._id_prefix}-{self._ids_made}"
 
     # -- worker ------------------------------------------------------------------------------
 

@@ -169,43 +169,18 @@ def offline_hint(url: str, target: Path, exc: BaseException) -> str:
     )
 
 
-def hub_unreachable(timeout_s: float = 5.0) -> str | None:
-    """Why the Hugging Face hub cannot be reached now, or None when a connection opens.
-
-    huggingface_hub retries a dead connection for minutes, file after file;
-    one socket to the hub (or to the proxy the environment names) tells at once.
-    """
-    import os
-    import socket
-    from urllib.parse import urlparse
-
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
-        return "HF_HUB_OFFLINE is set"
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
-    proxy = os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy")
-    target = urlparse(proxy if proxy else endpoint)
-    host, port = target.hostname or "", target.port or (443 if target.scheme == "https" else 80)
-    try:
-        socket.create_connection((host, port), timeout=timeout_s).close()
-    except OSError as exc:
-        return f"{'proxy ' if proxy else ''}{host}:{port}: {exc.strerror or exc}"
-    return None
-
-
-def hub_offline_hint(repo_id: str, reason: str) -> str:
-    return (
-        f"{repo_id} is not in the Hugging Face cache and the hub is out of reach ({reason}); on a connected "
-        f"machine run `reasonseg download {repo_id}` and copy the hub cache (~/.cache/huggingface/hub) here, "
-        "or point the config at a local folder"
-    )
-
-
 def download_hub(repo_id: str, cache_dir: str | Path | None = None, revision: str | None = None) -> Path:
     """A Hugging Face hub repository through ``huggingface_hub.snapshot_download`` (hash-checked LFS files)."""
+    from reasonseg_ros.preflight import hub_problem
+
     hub = require("huggingface_hub", "downloading hub models")
-    reason = hub_unreachable()
-    if reason is not None:
-        raise CheckpointError(hub_offline_hint(repo_id, reason))
+    fix = (
+        f"on a connected machine run `reasonseg download {repo_id}` and copy the hub cache "
+        "(~/.cache/huggingface/hub) here, or point the config at a local folder"
+    )
+    problem = hub_problem(repo_id, fix)  # one request: huggingface_hub itself would retry for minutes
+    if problem is not None:
+        raise CheckpointError(problem)
     try:
         folder = hub.snapshot_download(
             repo_id, revision=revision, cache_dir=str(Path(cache_dir).expanduser()) if cache_dir else None

@@ -29,14 +29,14 @@ def create_local(config: ReasonerConfig) -> VlmReasoner:
     """The ``vlm`` backend: load ``config.vlm.model`` with transformers."""
     from reasonseg_ros.reasoner.vlm.local import LocalVlm
 
-    return VlmReasoner(LocalVlm.load(config.vlm), config.vlm)
+    return VlmReasoner(LocalVlm.load(config.vlm), config.vlm, config.deadline_s)
 
 
 def create_remote(config: ReasonerConfig) -> VlmReasoner:
     """The ``remote`` backend: the same prompt over HTTP to ``config.remote.url``."""
     from reasonseg_ros.reasoner.vlm.remote import RemoteVlm
 
-    return VlmReasoner(RemoteVlm(config.remote, config.vlm), config.vlm)
+    return VlmReasoner(RemoteVlm(config.remote, config.vlm), config.vlm, config.deadline_s)
 
 
 __all__ = ["PROMPT_VERSION", "VlmReasoner", "create_local", "create_remote"]

@@ -31,16 +31,31 @@ from typing import Any
 import numpy as np
 
 from reasonseg_ros.errors import ModelOutputError
+from reasonseg_ros.limits import QUOTE_CHARS, quote
 from reasonseg_ros.memory import MemoryView
 from reasonseg_ros.reasoner.validate import is_int, is_number
 from reasonseg_ros.reasoner.vlm.coords import CoordinateFrame
 from reasonseg_ros.types import Prompt, ReasonerOutput, Rejection, Target
 
 FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.DOTALL)
+RAW_IN_ERROR = QUOTE_CHARS
+"""Characters of the raw answer quoted in an error message (the whole text is in raw_output, capped)."""
 MAX_STARTS = 32
 """Opening brackets tried per text; bounds the work on long rambling output."""
-RAW_IN_ERROR = 200
-"""Characters of the raw answer quoted in an error message (the whole text is in raw_output)."""
+MAX_PARSE_CHARS = 32768
+"""Characters of an answer searched for JSON (an answer of vlm.max_new_tokens is a few KiB)."""
+SCAN_BUDGET = 262144
+"""Characters the bracket matcher may scan over all starts of one text: bounds the work on unclosed brackets."""
+MAX_DEPTH = 16
+"""Deepest bracket nesting read (an answer nests 4 deep); deeper text is never handed to a recursive decoder."""
+ABSENT = re.compile(
+    r"\b(?:(?:could|can|did|do|does)\s*(?:not|n't)|cannot|unable to)\s+(?:find|see|locate|detect|identify|spot)\b"
+    r"|\bthere\s+(?:is|are|was|were)\s+no\b|\bthere(?:'s|\s+is)\s+nothing\b|\bno\s+(?:such|matching)\b"
+    r"|\b(?:is|are)(?:\s+not|n't)\s+(?:present|visible|in\s+(?:the|this)\s+(?:image|picture|scene))\b"
+    r"|\bdoes(?:\s+not|n't)\s+(?:appear|exist|contain)\b|\bnot\s+(?:present|visible)\b",
+    re.IGNORECASE,
+)
+"""Prose that plainly says the object is absent (Qwen3-VL's "I could not find …" instead of JSON)."""
 
 # Names the models use for the same field (ours first, then Qwen's native ones).
 BOX_KEYS = ("box", "bbox_2d", "bbox", "box_2d")
@@ -53,52 +68,98 @@ ANSWER_KEYS = {"targets", "rejections", "reply", "objects"}
 
 
 def extract_json(raw: str) -> Any:
-    """The first JSON object or list in ``raw``: inside a code fence, followed by text, or with single quotes."""
+    """The answer in ``raw``: inside a code fence, followed by text, or with single quotes.
+
+    Every bracketed value is a candidate; the first that looks like an answer
+    (an object with answer or target keys, a list of objects) wins over one
+    that does not (a citation such as ``[1]`` in prose before the answer).
+    """
+    fallback: Any = None
+    raw = raw[:MAX_PARSE_CHARS]
     texts = [m.group(1) for m in FENCE.finditer(raw)] + [raw]
     for text in texts:
         for value in _decode_all(text):
-            if isinstance(value, dict | list):
+            if _looks_like_answer(value):
                 return value
+            if fallback is None and isinstance(value, dict | list):
+                fallback = value
+    if fallback is not None:
+        return fallback
     raise ValueError("no JSON object or list found")
 
 
+def _looks_like_answer(value: Any) -> bool:
+    if isinstance(value, dict):
+        return bool(ANSWER_KEYS & set(value)) or any(k in value for k in BOX_KEYS + POINT_KEYS + ID_KEYS)
+    return isinstance(value, list) and all(isinstance(v, dict) for v in value)
+
+
 def _decode_all(text: str) -> Iterator[Any]:
+    """Each bracketed value in ``text``, left to right; the inside of a decoded value is not tried again."""
     decoder = json.JSONDecoder()
-    starts = [i for i, c in enumerate(text) if c in "{["][:MAX_STARTS]
-    for start in starts:
-        try:
-            yield decoder.raw_decode(text, start)[0]
+    tried, position, scanned = 0, 0, 0
+    while tried < MAX_STARTS and scanned < SCAN_BUDGET:
+        start = _next_open(text, position)
+        if start < 0:
+            return
+        tried += 1
+        end, deepest = _balanced(text, start, SCAN_BUDGET - scanned)
+        scanned += (end if end > 0 else len(text)) - start
+        if end < 0:  # unclosed: a complete answer may still start inside
+            position = start + 1
             continue
-        except json.JSONDecodeError:
+        if deepest > MAX_DEPTH:  # never handed to a recursive decoder; nothing inside is an answer either
+            position = end
+            continue
+        span = text[start:end]
+        try:
+            # the span's depth is bounded, so the C scanner cannot recurse without bound
+            value, used = decoder.raw_decode(span)
+            if used == len(span):
+                yield value
+                position = end
+                continue
+        except (json.JSONDecodeError, RecursionError):
             pass
-        chunk = _balanced(text, start)
-        if chunk is not None:
-            loose = _python_literal(chunk)
-            if loose is not None:
-                yield loose
+        loose = _python_literal(span)
+        if loose is not None:
+            yield loose
+            position = end
+        else:
+            position = start + 1
 
 
-def _balanced(text: str, start: int) -> str | None:
-    """The bracketed span opening at ``start``, honouring quotes of both kinds."""
-    depth, quote, escaped = 0, "", False
-    for i in range(start, len(text)):
+def _next_open(text: str, position: int) -> int:
+    found = [i for i in (text.find("{", position), text.find("[", position)) if i >= 0]
+    return min(found) if found else -1
+
+
+def _balanced(text: str, start: int, budget: int) -> tuple[int, int]:
+    """``(end, deepest nesting)`` of the bracketed span opening at ``start``, honouring quotes of both kinds.
+
+    ``end`` is -1 when the span does not close within ``budget`` characters. A loop, not recursion: any
+    depth is safe here.
+    """
+    depth, deepest, quoting, escaped = 0, 0, "", False
+    for i in range(start, min(len(text), start + budget)):
         c = text[i]
-        if quote:
+        if quoting:
             if escaped:
                 escaped = False
             elif c == "\\":
                 escaped = True
-            elif c == quote:
-                quote = ""
+            elif c == quoting:
+                quoting = ""
         elif c in "\"'":
-            quote = c
+            quoting = c
         elif c in "{[":
             depth += 1
+            deepest = max(deepest, depth)
         elif c in "}]":
             depth -= 1
             if depth == 0:
-                return text[start : i + 1]
-    return None
+                return i + 1, deepest
+    return -1, deepest
 
 
 def _python_literal(chunk: str) -> Any:
@@ -119,6 +180,9 @@ def read_answer(
     try:
         data = extract_json(raw)
     except ValueError:
+        absent = _absent(raw, instruction, keep_raw)
+        if absent is not None:
+            return absent
         raise ModelOutputError(
             f"the VLM's answer holds no JSON (it may be too small, untuned or cut off by vlm.max_new_tokens): "
             f"{_quote(raw)}",
@@ -154,6 +218,20 @@ def read_answer(
         targets=tuple(targets),
         rejections=tuple(rejections),
         warnings=tuple(warnings),
+        raw_output=raw if keep_raw else None,
+    )
+
+
+def _absent(raw: str, instruction: str, keep_raw: bool) -> ReasonerOutput | None:
+    """A rejection carrying the model's words when its prose (no JSON) plainly says nothing matches."""
+    if not ABSENT.search(raw[:2000]):
+        return None
+    words = " ".join(raw[:2000].split())
+    reason = words if len(words) <= RAW_IN_ERROR else words[:RAW_IN_ERROR] + "…"
+    return ReasonerOutput(
+        reply=reason,
+        rejections=(Rejection(instruction, reason),),
+        warnings=("the model answered in prose without JSON; read as a rejection",),
         raw_output=raw if keep_raw else None,
     )
 
@@ -287,5 +365,4 @@ def _first(entry: dict[str, Any], keys: tuple[str, ...]) -> Any:
 
 
 def _quote(raw: str) -> str:
-    text = " ".join(raw.split())
-    return repr(text if len(text) <= RAW_IN_ERROR else text[:RAW_IN_ERROR] + "…")
+    return quote(raw, RAW_IN_ERROR)

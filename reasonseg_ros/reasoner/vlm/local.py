@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import copy
 import inspect
+import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +39,7 @@ from reasonseg_ros.errors import CheckpointError, ModelError
 from reasonseg_ros.reasoner.vlm.client import QueryGroup
 from reasonseg_ros.reasoner.vlm.coords import smart_resize
 from reasonseg_ros.reasoner.vlm.prompt import PromptText
+from reasonseg_ros.reasoner.vlm.schema import ANSWER_JSON_SCHEMA
 
 QUERY_SLOT = "<<reasonseg-query>>"
 """Marks where a question goes in the templated conversation; the text after it closes every question."""
@@ -70,6 +73,21 @@ class LocalVlm:
         self._yes_ids = _first_token_ids(tokenizer, YES_WORDS)
         self._no_ids = _first_token_ids(tokenizer, NO_WORDS)
         self._generated: Generated | None = None
+        self._deadline: tuple[float, float] | None = None
+        """(time.monotonic() the round must end by, its length in s), set by :meth:`begin_round`."""
+        self._grammar = self._compile_grammar() if config.grammar == "xgrammar" else None
+
+    def _compile_grammar(self) -> Any:
+        """The answer's JSON schema compiled for this tokenizer (xgrammar), once per model."""
+        xgr = require("xgrammar", "reasoner.vlm.grammar: xgrammar (the grammar extra)")
+        vocab_size = int(self.model.get_output_embeddings().weight.shape[0])  # may exceed len(tokenizer): padding
+        info = xgr.TokenizerInfo.from_huggingface(self.processor.tokenizer, vocab_size=vocab_size)
+        # compact JSON: a free-whitespace grammar would let an unsure model spend its tokens on spaces
+        return xgr.GrammarCompiler(info).compile_json_schema(json.dumps(ANSWER_JSON_SCHEMA), any_whitespace=False)
+
+    def begin_round(self, deadline_s: float | None) -> None:
+        """Generation of this round stops at ``deadline_s`` (transformers' ``max_time``) and then fails."""
+        self._deadline = None if deadline_s is None else (time.monotonic() + deadline_s, deadline_s)
 
     @classmethod
     def load(cls, config: VlmConfig) -> LocalVlm:
@@ -132,6 +150,11 @@ class LocalVlm:
                 output = self.model.generate(**inputs, **self._generate_options(), return_dict_in_generate=True)
         except RuntimeError as exc:
             raise ModelError(f"the VLM failed while generating: {str(exc).splitlines()[0]}") from exc
+        if self._deadline is not None and time.monotonic() >= self._deadline[0]:
+            raise ModelError(
+                f"the VLM's answer did not finish within the round's deadline of {self._deadline[1]:g} s; "
+                "raise reasoner.deadline_s, or use a faster device or a smaller model"
+            )
         new_ids = output.sequences[0, inputs["input_ids"].shape[1] :]
         if self.config.point_mode == "query" and len(new_ids) and output.past_key_values is not None:
             # query mode asks its questions on this cache: the image is not encoded again
@@ -142,6 +165,12 @@ class LocalVlm:
         options: dict[str, Any] = {"max_new_tokens": self.config.max_new_tokens, "do_sample": self.config.do_sample}
         if self.config.do_sample:
             options["temperature"] = self.config.temperature
+        if self._deadline is not None:
+            options["max_time"] = max(self._deadline[0] - time.monotonic(), 1e-3)
+        if self._grammar is not None:
+            # a fresh processor per answer: it tracks where in the grammar the answer is
+            xgr = require("xgrammar", "reasoner.vlm.grammar: xgrammar (the grammar extra)")
+            options["logits_processor"] = [xgr.contrib.hf.LogitsProcessor(self._grammar)]
         return options
 
     def conversation(self, prompt: PromptText) -> tuple[str, str, str]:

@@ -35,9 +35,11 @@ from reasonseg_ros.types import ReasonerOutput
 
 
 class VlmReasoner:
-    def __init__(self, client: VlmClient, config: VlmConfig) -> None:
+    def __init__(self, client: VlmClient, config: VlmConfig, deadline_s: float | None = None) -> None:
         self.client = client
         self.config = config
+        self.deadline_s = deadline_s
+        """``reasoner.deadline_s``: handed to a client that can keep a round within it (``begin_round``)."""
         self.name = f"{client.name}; prompt {PROMPT_VERSION}; {config.family} coordinates; {config.point_mode} points"
 
     def frame_for(self, height: int, width: int) -> CoordinateFrame:
@@ -53,9 +55,16 @@ class VlmReasoner:
         prompt = build_prompt(
             text, memory, frame, memory_cap=self.config.memory_objects, point_mode=self.config.point_mode
         )
-        raw = self.client.generate(image, prompt)
-        # an unreadable answer raises ModelOutputError carrying ``raw``; the engine makes it an error round
-        output = read_answer(raw, frame, memory, text, keep_raw=self.config.keep_raw)
-        if self.config.point_mode == "query" and output.targets:
-            output = refine_with_queries(output, self.client, image, prompt, raw, frame, self.config)
+        begin_round = getattr(self.client, "begin_round", None)
+        if begin_round is not None:
+            begin_round(self.deadline_s)  # one deadline for the answer and every query of this round
+        try:
+            raw = self.client.generate(image, prompt)
+            # an unreadable answer raises ModelOutputError carrying ``raw``; the engine makes it an error round
+            output = read_answer(raw, frame, memory, text, keep_raw=self.config.keep_raw)
+            if self.config.point_mode == "query" and output.targets:
+                output = refine_with_queries(output, self.client, image, prompt, raw, frame, self.config)
+        finally:
+            if begin_round is not None:
+                begin_round(None)  # a later direct use of the client is not held to this round's deadline
         return replace(output, prompt=prompt.render() if self.config.keep_prompt else None)
