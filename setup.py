@@ -20,10 +20,14 @@ from setuptools import find_packages, setup
 
 PACKAGE = "reasonseg_ros"
 
+# Mask run-length encoding, used by every round. rosdep has no key for it, so it is not an install
+# requirement (a colcon build resolves those through package.xml): it comes with each segmenter extra.
+RLE = ["pycocotools>=2.0.7"]
+
 EXTRAS = {
-    "torch": ["torch>=2.1", "torchvision", "segment-anything>=1.0", "pillow"],
-    "onnx": ["onnx>=1.15", "onnxruntime>=1.17", "pillow", "threadpoolctl>=3"],
-    "tensorrt": ["tensorrt>=10,<11", "torch>=2.1"],
+    "torch": ["torch>=2.1", "torchvision", "segment-anything>=1.0", "pillow", *RLE],
+    "onnx": ["onnx>=1.15", "onnxruntime>=1.17", "pillow", "threadpoolctl>=3", *RLE],
+    "tensorrt": ["tensorrt>=10,<11", "torch>=2.1", *RLE],
     "vlm": ["transformers>=4.57", "accelerate", "pillow", "safetensors"],
     "remote": ["pillow", "httpx>=0.27"],
     # Grammar-constrained decoding of the local VLM's answer (reasoner.vlm.grammar: xgrammar).
@@ -70,7 +74,9 @@ setup(
         (f"share/{PACKAGE}/launch", glob("launch/*.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml")),
     ],
-    install_requires=["numpy>=1.23", "pyyaml>=6", "pycocotools>=2.0.7", "setuptools"],
+    # The lowest versions are Ubuntu 22.04's (ROS 2 Humble): a higher floor makes pip replace the apt numpy
+    # with 2.x inside a --system-site-packages venv, which breaks apt-built extensions such as cv_bridge.
+    install_requires=["numpy>=1.21", "pyyaml>=5.4", "setuptools"],
     extras_require=EXTRAS,
     zip_safe=True,
     entry_points={

@@ -209,6 +209,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         ground_truth=Path(args.gt) if args.gt else None,
         rate=args.rate,
         progress=not args.quiet,
+        export_masks=Path(args.export_masks) if args.export_masks else None,
         config_path=args.config,
         command=" ".join(["reasonseg", *(argv_of(args))]),
     )
@@ -225,6 +226,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
         print(f"weights: {run.run['segmenter']}")
     m = run.metrics
     print(f"gIoU {m['gIoU']}, cIoU {m['cIoU']}, N-acc {m['N-acc']}, T-acc {m['T-acc']} over {m['samples']} samples")
+    if m.get("tracking"):
+        t = m["tracking"]
+        print(f"tracking J&F {t['J&F']} (J {t['J']}, F {t['F']}) over {t['objects']} objects, {t['steps']} steps")
     for problem in run.run["mismatches"]:
         print(f"mismatch: {problem}", file=sys.stderr)
     print("wrote " + ", ".join(str(p) for p in written))
@@ -312,6 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--image-topic", help="default: replay.image_topic of the config")
     rep.add_argument("--instruction-topic", help="default: replay.instruction_topic of the config")
     rep.add_argument("--quiet", action="store_true", help="no progress bar")
+    rep.add_argument("--export-masks", help="with tracking on: write the tracked masks as DAVIS result PNGs here")
     rep.add_argument("--force", action="store_true", help="replace the output bag of an earlier run in --out")
     download_flag(rep)
     common(rep)
@@ -333,7 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--images", help="image folder for the COCO-based formats (default: SRC/images)")
     conv.add_argument("--split", help="split to convert (train, val, testA, ...; reasonseg: the sub-folder)")
     conv.add_argument("--split-by", help="refs file variant: unc, umd, google, berkeley")
-    conv.add_argument("--limit", type=int, help="at most this many instructions")
+    conv.add_argument("--limit", type=int, help="at most this many instructions (davis: sequences)")
     conv.add_argument("--quiet", action="store_true", help="no progress bar")
     conv.set_defaults(run=cmd_convert)
 

@@ -119,8 +119,16 @@ class TensorRTConfig:
 
 
 @dataclass
+class Sam2SegmenterConfig:
+    """``segmenter.backend: sam2`` (SAM 2.1 image predictor); weights come from ``segmenter.checkpoint``."""
+
+    model: Literal["sam2.1_hiera_t", "sam2.1_hiera_s", "sam2.1_hiera_b+", "sam2.1_hiera_l"] = "sam2.1_hiera_t"
+    """SAM 2.1 architecture; ``segmenter.checkpoint: null`` looks for its official file in ``cache_dir``."""
+
+
+@dataclass
 class SegmenterConfig:
-    backend: Literal["torch", "onnx", "tensorrt"] = "torch"
+    backend: Literal["torch", "onnx", "tensorrt", "sam2"] = "torch"
     model_type: str = "vit_b"
     """``vit_b``, ``vit_l``, ``vit_h`` (official SAM) or ``vit_tiny`` (tests and demos)."""
     checkpoint: str | None = None
@@ -151,12 +159,14 @@ class SegmenterConfig:
     export: ExportConfig = field(default_factory=ExportConfig)
     onnx: OnnxConfig = field(default_factory=OnnxConfig)
     tensorrt: TensorRTConfig = field(default_factory=TensorRTConfig)
+    sam2: Sam2SegmenterConfig = field(default_factory=Sam2SegmenterConfig)
 
 
 @dataclass
 class OracleConfig:
-    prompt: Literal["box", "points", "box+points"] = "box"
-    """What the oracle samples from each ground-truth mask."""
+    prompt: Literal["box", "points", "box+points", "mask"] = "box"
+    """What the oracle samples from each ground-truth mask; mask: the mask itself (no SAM decode), which
+    measures tracking from exact seeds."""
     points_inside: int = 3
     """Positive points per object (points modes)."""
     points_outside: int = 1
@@ -362,6 +372,62 @@ class MemoryConfig:
     """Objects kept per session (least recently segmented evicted)."""
     max_sessions: int = ranged(16, low=1)
     """Sessions kept (least recently used evicted)."""
+    reidentify_iou: float | None = ranged(0.5, low=0.0, high=1.0, low_open=True)
+    """A new mask overlapping a remembered object's current mask by this IoU takes that object's id (null: off)."""
+
+
+@dataclass
+class FlowTrackingConfig:
+    """``tracking.backend: flow``: sparse pyramidal Lucas-Kanade on features inside each mask, a robust
+    similarity fit per object (OpenCV, no weights)."""
+
+    max_side: int = ranged(640, low=64)
+    """Frames are shrunk so that their longest side is at most this before flow runs (cost grows with area)."""
+    max_points: int = ranged(24, low=4)
+    """Corner features followed per object."""
+    quality_level: float = ranged(0.01, low=0.0, high=1.0, low_open=True)
+    """Shi-Tomasi corner quality relative to the best corner in the mask."""
+    win_size: int = ranged(9, low=5)
+    """Lucas-Kanade window side, pixels of the shrunk frame."""
+    pyramid_levels: int = ranged(3, low=0)
+    """Extra pyramid levels (each halves the image): the largest motion followed is about win_size × 2^levels."""
+    fb_max_error: float = ranged(1.0, low=0.0, low_open=True)
+    """A point whose forward-backward round trip misses its start by more than this (pixels) is dropped."""
+    max_patch_error_ratio: float = ranged(2.0, low=1.0)
+    """A point whose Lucas-Kanade patch error exceeds this many times the object's median is dropped (its window
+    was partly covered)."""
+    ransac_threshold: float = ranged(2.0, low=0.0, low_open=True)
+    """Largest reprojection error (pixels) of an inlier of the similarity fit."""
+    min_inliers: int = ranged(6, low=3)
+    """Fewer consistent points than this: no motion is measured on this frame."""
+    appearance_threshold: float = ranged(20.0, low=0.0, low_open=True)
+    """A mask pixel whose grey level (3×3 mean) differs from the object's look by more than this is hidden."""
+    min_visible: float = ranged(0.5, low=0.0, high=1.0)
+    """Share of the moved mask that still looks like the object, below which it is occluded on this frame."""
+    reacquire_margin: float = ranged(1.0, low=0.0)
+    """While occluded, the object is searched for in its predicted box grown by this fraction of its size per side."""
+    refresh_steps: int = ranged(10, low=1)
+    """The object's reference look and mask are renewed after this many steps fully in sight (lighting, pose)."""
+
+
+@dataclass
+class Sam2TrackingConfig:
+    """``tracking.backend: sam2``: SAM 2.1 streaming memory, one bounded memory bank per object."""
+
+    model: Literal["sam2.1_hiera_t", "sam2.1_hiera_s", "sam2.1_hiera_b+", "sam2.1_hiera_l"] = "sam2.1_hiera_t"
+    """SAM 2.1 architecture; with ``segmenter.backend: sam2`` of the same model, checkpoint and device the
+    tracker shares the segmenter's model and image encodes."""
+    checkpoint: str | None = None
+    """Weights file; None looks for the official file in ``cache_dir``."""
+    cache_dir: str = "~/.cache/reasonseg_ros"
+    """Where the official checkpoint is looked for."""
+    random_weights: bool = False
+    """Random weights (benchmarks and plumbing only: the tracks mean nothing)."""
+    device: str = "cpu"
+    """Torch device: cpu, cuda, cuda:1, ..."""
+    recent_frames: int = ranged(6, low=0, high=6)
+    """Memories of the latest tracked frames kept per object, beside the one of the frame it was seeded on
+    (SAM 2.1 was trained with 6; at most the model's ``num_maskmem`` - 1)."""
 
 
 @dataclass
@@ -378,6 +444,8 @@ class TrackingConfig:
     """An object not visible for this long is reported lost instead of occluded."""
     forget_after_s: float = ranged(30.0, low=0.0)
     """An object unseen for this long stops being tracked; memory keeps it, marked lost."""
+    flow: FlowTrackingConfig = field(default_factory=FlowTrackingConfig)
+    sam2: Sam2TrackingConfig = field(default_factory=Sam2TrackingConfig)
 
 
 @dataclass
@@ -386,6 +454,11 @@ class NodeConfig:
 
     instruction_queue_size: int = ranged(4, low=1)
     """Instructions waiting for the worker; when full, the oldest waiting one is dropped with an error result."""
+    lifecycle: bool = False
+    """ROS node only: run as a managed (lifecycle) node: configure loads the models, activate subscribes."""
+    image_transport: Literal["raw", "compressed"] = "raw"
+    """raw: sensor_msgs/Image on ``image``; compressed: sensor_msgs/CompressedImage (jpeg, png) on
+    ``image/compressed`` (ROS node only)."""
     image_qos_depth: int = ranged(2, low=1)
     """History depth of the image subscription."""
     image_qos_reliability: Literal["best_effort", "reliable"] = "best_effort"

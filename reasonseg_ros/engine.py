@@ -18,10 +18,19 @@
 never waits for a model. ``handle`` runs a round on the caller's thread
 (the node's worker, the replay loop, the CLI) and never raises for bad input
 or a failing model: every failure becomes an error round with its stage.
+
+Live memory (docs/tracking.md): with a tracker, ``track_newest`` carries every
+remembered object of every session to the newest frame and writes its live
+state into the memory. Rounds and tracking share one lock; a round has
+priority (the tracking loop skips its turn while a round waits or segments),
+so a round waits at most for the one tracking step already running. The
+reasoner runs outside that lock, so tracks keep flowing during a slow model.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 import threading
 import time
 from collections import OrderedDict, deque
@@ -34,11 +43,25 @@ import numpy as np
 from reasonseg_ros.config import Config
 from reasonseg_ros.errors import InputError, ReasonsegError
 from reasonseg_ros.limits import cap_text, echo
-from reasonseg_ros.masks import encode_rle, mask_to_box
-from reasonseg_ros.memory import DialogueMemory
+from reasonseg_ros.masks import box_iou, decode_rle, encode_rle, mask_iou, mask_to_box
+from reasonseg_ros.memory import DialogueMemory, MemoryView, Sighting, last_seen_ns
 from reasonseg_ros.reasoner import Reasoner, create_reasoner
 from reasonseg_ros.segmenter import ImageEmbedding, Segmenter, create_segmenter
-from reasonseg_ros.types import Frame, Instruction, Prompt, Rejection, RoundResult
+from reasonseg_ros.tracker import Tracker, create_tracker
+from reasonseg_ros.types import (
+    Frame,
+    Instruction,
+    ObjectStatus,
+    Prompt,
+    Rejection,
+    RoundResult,
+    SegmentedObject,
+    Target,
+    TrackedObject,
+    TrackStep,
+)
+
+log = logging.getLogger(__name__)
 
 DEFAULT_TOLERANCE_S = 0.1
 """Stamp tolerance before the camera's rate is known (``engine.stamp_tolerance_s: null``)."""
@@ -58,6 +81,22 @@ class BufferedFrame:
     frame: Frame
 
 
+@dataclass
+class Track:
+    """One remembered object followed by the tracker; keyed by ``(session, object_id)``."""
+
+    session: str
+    object_id: int
+    tracker_id: int
+    """The tracker's id (unique over sessions, since object ids are per session)."""
+    label: str
+    status: ObjectStatus
+    score: float
+    box: tuple[float, float, float, float] | None
+    mask: np.ndarray | None
+    """``H×W`` bool on the last stepped (or seeded) frame; None when not visible there."""
+
+
 class StageError(Exception):
     """Wraps an exception with the stage of the round it came from."""
 
@@ -75,12 +114,28 @@ class Engine:
         config: Config | None = None,
         memory: DialogueMemory | None = None,
         clock: Callable[[], float] = time.perf_counter,
+        tracker: Tracker | None = None,
     ) -> None:
+        """``tracker``: given, it is used whatever ``tracking.backend`` says (tests); else built from the config."""
         self.config = config or Config()
         self.segmenter = segmenter
         self.reasoner = reasoner
         self.memory = memory or DialogueMemory(self.config.memory)
         self._clock = clock
+        self.tracker = tracker if tracker is not None else create_tracker(self.config.tracking, segmenter)
+        self._tracks: OrderedDict[tuple[str, int], Track] = OrderedDict()
+        """Least recently referenced (segmented by a round) first."""
+        self._track_lock = threading.Lock()
+        self._rounds_waiting = 0
+        self._waiting_lock = threading.Lock()
+        self._next_tracker_id = 1
+        self._track_size: tuple[int, int] | None = None
+        self._last_step_serial = -1
+        self._next_step_due: float | None = None
+        self.tracking_steps = 0
+        self.tracking_errors = 0
+        self.tracking_warnings: deque[str] = deque(maxlen=20)
+        """Recent tracking warnings (resolution changes, objects dropped or forgotten), for diagnostics."""
         self._frames: deque[BufferedFrame] = deque(maxlen=self.config.engine.frame_buffer_size)
         self._frames_ready = threading.Condition()
         self._next_serial = 0
@@ -115,8 +170,12 @@ class Engine:
             self._frames_ready.notify_all()
 
     def reset(self, session: str | None = None) -> int:
-        """Forget the dialogue of ``session`` (all sessions when None)."""
-        return self.memory.reset(session)
+        """Forget the dialogue of ``session`` (all sessions when None) and stop following its objects."""
+        with self._tracking_priority():
+            cleared = self.memory.reset(session)
+            for key in [k for k in self._tracks if session is None or k[0] == session]:
+                self._drop_track(key)
+            return cleared
 
     def handle(self, instruction: Instruction) -> RoundResult:
         """Run one round. Thread-safe: rounds run one at a time."""
@@ -147,22 +206,58 @@ class Engine:
         if instruction.stamp_ns is not None:
             result.frame_gap_ms = abs(frame.stamp_ns - instruction.stamp_ns) / 1e6
         result.image = frame.image
+        session = instruction.session
 
+        if self.tracker is not None:
+            with self._tracking_priority(result), self._stage("track", result):
+                self._catch_up(buffered, session, result)
+
+        view = self.memory.view(session, now_ns=frame.stamp_ns)
         with self._stage("reason", result):
-            answer = self.reasoner.reason(frame.image, instruction.text, self.memory.view(instruction.session))
+            answer = self.reasoner.reason(frame.image, instruction.text, view)
         result.reply = answer.reply
         result.raw_output, result.prompt = cap_text(answer.raw_output), cap_text(answer.prompt)
         result.warnings.extend(answer.warnings)
-        rejections = list(answer.rejections)
+        _warn_unseen_references(answer.targets, view, result)
+        with self._tracking_priority(result):
+            self._segment_and_record(buffered, instruction, answer.targets, list(answer.rejections), result)
 
-        found: list[tuple[dict, np.ndarray, Prompt]] = []
-        if answer.targets:
-            with self._stage("embed", result):
-                embedding = self._embedding(buffered, result)
-            with self._stage("decode", result):
-                decoded = self.segmenter.decode(embedding, [t.prompt for t in answer.targets])
+    def _segment_and_record(
+        self,
+        buffered: BufferedFrame,
+        instruction: Instruction,
+        targets: tuple[Target, ...],
+        rejections: list[Rejection],
+        result: RoundResult,
+    ) -> None:
+        frame = buffered.frame
+        found: list[tuple[dict, np.ndarray]] = []
+        prompts: list[Prompt] = []  # the prompt of each found object, for the overlay
+        if targets:
+            # a mask prompt given alone is the object's mask as it stands (no SAM decode)
+            given = [t.prompt.mask if _mask_only(t) else None for t in targets]
+            to_decode = [t for t, m in zip(targets, given, strict=True) if m is None]
+            masks: list[np.ndarray | None] = list(given)
+            scores = [t.score for t in targets]
+            with self._stage("validate_masks", result):
+                for mask in given:
+                    if mask is not None and mask.shape != frame.size:
+                        raise InputError(
+                            f"a mask target is {mask.shape[1]}×{mask.shape[0]} but the frame is "
+                            f"{frame.size[1]}×{frame.size[0]}"
+                        )
+            if to_decode:
+                with self._stage("embed", result):
+                    embedding = self._embedding(buffered, result)
+                with self._stage("decode", result):
+                    decoded = self.segmenter.decode(embedding, [t.prompt for t in to_decode])
+                slots = iter(zip(decoded.masks, decoded.scores, strict=True))
+                for i, mask in enumerate(given):
+                    if mask is None:
+                        masks[i], scores[i] = next(slots)
             with self._stage("encode_masks", result):
-                for target, mask, score in zip(answer.targets, decoded.masks, decoded.scores, strict=True):
+                for target, mask, score in zip(targets, masks, scores, strict=True):
+                    assert mask is not None
                     area = int(np.count_nonzero(mask))
                     box = mask_to_box(mask) if area >= self.config.engine.min_mask_pixels else None
                     if box is None:
@@ -176,23 +271,337 @@ class Engine:
                         "score": float(score),
                         "area": area,
                     }
-                    found.append((fields, mask, target.prompt))
+                    found.append((fields, mask))
+                    prompts.append(target.prompt)
+            with self._stage("reidentify", result):
+                self._reidentify(instruction.session, frame, found, result)
 
         with self._stage("memory", result):
             round_index, objects = self.memory.record(
                 instruction.session,
                 instruction.text,
-                answer.reply,
-                [fields for fields, _, _ in found],
+                result.reply,
+                [fields for fields, _ in found],
                 rejections,
                 frame.stamp_ns,
             )
+            for evicted in self.memory.drain_evicted():
+                self._drop_track(evicted)
         result.round_index = round_index
         result.objects = objects
         result.rejections = rejections
         height, width = frame.size
-        result.masks = np.stack([m for _, m, _ in found]) if found else np.zeros((0, height, width), dtype=bool)
-        result.prompts = [p for _, _, p in found]
+        result.masks = np.stack([m for _, m in found]) if found else np.zeros((0, height, width), dtype=bool)
+        result.prompts = prompts
+        if self.tracker is not None and objects:
+            with self._stage("seed", result):
+                try:
+                    self._seed(instruction.session, buffered, objects, [m for _, m in found], result)
+                except Exception as exc:  # the round is stored: a tracker failure must not turn it into an error
+                    self.tracking_errors += 1
+                    result.warnings.append(f"tracking could not follow this round's objects: {_describe(exc)}")
+
+    # -- re-identification ---------------------------------------------------------------------
+
+    def _reidentify(
+        self, session: str, frame: Frame, found: list[tuple[dict, np.ndarray]], result: RoundResult
+    ) -> None:
+        """Give a new mask the id of the remembered object whose current mask it overlaps (IoU ≥ threshold).
+
+        "Current": the tracked mask when tracking is on (objects not visible
+        on the tracked frame are not candidates); without tracking, the stored
+        mask when it has the frame's size, which assumes the camera has not
+        moved since. Best pairs first; each remembered object is taken once,
+        and never one a target of this round names.
+        """
+        threshold = self.config.memory.reidentify_iou
+        if threshold is None:
+            return
+        named = {fields["object_id"] for fields, _ in found if fields["object_id"] is not None}
+        candidates = [c for c in self._current_masks(session, frame.size) if c[0] not in named]
+        pairs = []
+        for index, (fields, mask) in enumerate(found):
+            if fields["object_id"] is not None:
+                continue
+            for object_id, box, current in candidates:
+                if box_iou(fields["box"], box) == 0.0:
+                    continue  # disjoint boxes: no overlap, and no mask to decode
+                iou = mask_iou(mask, current())
+                if iou >= threshold:
+                    pairs.append((iou, index, object_id))
+        taken_found: set[int] = set()
+        taken_ids: set[int] = set()
+        for _, index, object_id in sorted(pairs, key=lambda p: -p[0]):
+            if index in taken_found or object_id in taken_ids:
+                continue
+            taken_found.add(index)
+            taken_ids.add(object_id)
+            found[index][0]["object_id"] = object_id
+            result.reidentified.append(object_id)
+
+    def _current_masks(
+        self, session: str, size: tuple[int, int]
+    ) -> list[tuple[int, tuple[float, float, float, float], Callable[[], np.ndarray]]]:
+        """``(object_id, box, mask getter)`` of the session's objects whose current mask is known at ``size``."""
+        if self.tracker is not None:
+            return [
+                (key[1], track.box, lambda mask=track.mask: mask)
+                for key, track in self._tracks.items()
+                if key[0] == session and track.mask is not None and track.box is not None and track.mask.shape == size
+            ]
+        return [
+            (obj.object_id, obj.box, functools.cache(lambda rle=obj.rle: decode_rle(rle)))
+            for obj in self.memory.view(session).objects
+            if tuple(obj.rle["size"]) == size
+        ]
+
+    # -- tracking ------------------------------------------------------------------------------
+
+    def track_newest(self, force: bool = False) -> TrackStep | None:
+        """One tracking step on the newest frame when ``tracking.rate_hz`` says one is due.
+
+        None when tracking is off, nothing is tracked, a round has the
+        tracker, the newest frame was already stepped, or no step is due.
+        ``force`` (deterministic replay): ignore the rate, and when the newest
+        frame was already stepped or seeded, report the tracks as they stand
+        on it. Never raises for a failing tracker: the step carries the error.
+        """
+        if self.tracker is None or self._rounds_waiting:
+            return None
+        if not self._track_lock.acquire(blocking=False):
+            return None  # a round is segmenting: it goes first
+        try:
+            if not self._tracks:
+                return None
+            with self._frames_ready:
+                newest = self._frames[-1] if self._frames else None
+            if newest is None:
+                return None
+            now = self._clock()
+            if not force and self._next_step_due is not None and now < self._next_step_due:
+                return None
+            if newest.serial <= self._last_step_serial:
+                return self._snapshot(newest.frame, 0.0, ()) if force else None
+            # a fixed schedule, so that polling jitter does not lower the rate; a late step does not bunch up
+            period = 1.0 / self.config.tracking.rate_hz
+            due = now if self._next_step_due is None else self._next_step_due + period
+            self._next_step_due = due if due > now else now + period
+            return self._step(newest)
+        finally:
+            self._track_lock.release()
+
+    def seconds_to_next_step(self) -> float:
+        """How long until a tracking step is due (0 when one is due now)."""
+        if self._next_step_due is None:
+            return 0.0
+        return max(self._next_step_due - self._clock(), 0.0)
+
+    @property
+    def tracked(self) -> list[Track]:
+        """The tracks now, least recently referenced first (a copy)."""
+        return list(self._tracks.values())
+
+    @contextmanager
+    def _tracking_priority(self, result: RoundResult | None = None) -> Iterator[None]:
+        """Hold the tracker for a round: tracking skips its turns meanwhile; waits for one running step at most.
+
+        The wait is added to ``result.timings_ms["tracker_wait"]``.
+        """
+        with self._waiting_lock:
+            self._rounds_waiting += 1
+        try:
+            start = self._clock()
+            with self._track_lock:
+                if result is not None and self.tracker is not None:
+                    waited = (self._clock() - start) * 1000.0
+                    result.timings_ms["tracker_wait"] = result.timings_ms.get("tracker_wait", 0.0) + waited
+                yield
+        finally:
+            with self._waiting_lock:
+                self._rounds_waiting -= 1
+
+    def _catch_up(self, buffered: BufferedFrame, session: str, result: RoundResult) -> None:
+        """Bring the tracks to the round's frame, so the reasoner and the targets see objects where they are now.
+
+        A frame newer than the last tracked one gets a tracking step (not
+        published: the tracking loop reports the next frame). A round on an
+        older frame (an instruction naming an earlier stamp) cannot step back:
+        it gets the newest tracked state, with a warning.
+        """
+        if not any(key[0] == session for key in self._tracks):
+            return
+        if buffered.serial > self._last_step_serial:
+            step = self._step(buffered)
+            if step.error:
+                result.warnings.append(f"tracking on the round's frame failed ({step.error}); last tracked state used")
+            result.warnings.extend(step.warnings)
+        elif buffered.serial < self._last_step_serial:
+            result.warnings.append(
+                "the round's frame is older than the last tracked frame: remembered objects are given where they "
+                "were tracked last"
+            )
+
+    def _step(self, buffered: BufferedFrame) -> TrackStep:
+        """Step the tracker on ``buffered`` and write the live state into memory (tracker lock held)."""
+        frame = buffered.frame
+        start = self._clock()
+        self._last_step_serial = buffered.serial
+        assert self.tracker is not None
+        try:
+            if self._track_size != frame.size:
+                warnings = self._resize(frame)
+                return self._snapshot(frame, (self._clock() - start) * 1000.0, warnings)
+            states = self.tracker.step(frame)
+        except Exception as exc:  # a tracker failure costs one frame, never the tracks or the rounds
+            self.tracking_errors += 1
+            error = _describe(exc)
+            log.warning("tracking step failed on frame %d: %s", frame.stamp_ns, error)
+            latency = (self._clock() - start) * 1000.0
+            return TrackStep(frame.stamp_ns, frame.frame_id, frame.size, (), latency, (), error)
+        self.tracking_steps += 1
+        # a backend may have something to say about the frame (optional method, e.g. the flow tracker's)
+        pop_warnings = getattr(self.tracker, "pop_warnings", None)
+        warnings: list[str] = list(pop_warnings()) if callable(pop_warnings) else []
+        by_session: dict[str, tuple[dict[int, Sighting], list[int]]] = {}
+        for (session, object_id), track in self._tracks.items():
+            seen, unseen = by_session.setdefault(session, ({}, []))
+            state = states.get(track.tracker_id)
+            box = None if state is None or not state.visible else mask_to_box(state.mask)
+            if state is None or box is None:
+                track.mask, track.box = None, None
+                track.score = 0.0 if state is None else float(state.score)
+                unseen.append(object_id)
+                continue
+            mask = np.asarray(state.mask, dtype=bool)
+            track.mask, track.box, track.score = mask, box, float(state.score)
+            seen[object_id] = Sighting(box, encode_rle(mask), float(state.score), int(np.count_nonzero(mask)))
+        tracking = self.config.tracking
+        forgotten: list[tuple[str, int]] = []
+        for session, (seen, unseen) in by_session.items():
+            outcome = self.memory.update_live(
+                session,
+                frame.stamp_ns,
+                seen,
+                unseen,
+                lost_after_ns=round(tracking.lost_after_s * 1e9),
+                forget_after_ns=round(tracking.forget_after_s * 1e9),
+            )
+            for object_id, obj in outcome.objects.items():
+                self._tracks[(session, object_id)].status = obj.status
+            for object_id in outcome.missing:
+                self._drop_track((session, object_id))
+            for object_id in outcome.forgotten:
+                forgotten.append((session, object_id))
+                warnings.append(
+                    f"object {object_id} of session '{session}' unseen for {tracking.forget_after_s:g} s: "
+                    "no longer tracked (memory keeps it, marked lost)"
+                )
+        # forgotten objects are reported lost on this step one last time, then their tracks go
+        step = self._snapshot(frame, (self._clock() - start) * 1000.0, warnings)
+        for key in forgotten:
+            self._drop_track(key)
+        self.tracking_warnings.extend(warnings)
+        return step
+
+    def _snapshot(self, frame: Frame, latency_ms: float, warnings: tuple[str, ...] | list[str]) -> TrackStep:
+        objects = tuple(
+            TrackedObject(t.session, t.object_id, t.label, t.status, t.score, t.box, t.mask)
+            for t in self._tracks.values()
+        )
+        return TrackStep(frame.stamp_ns, frame.frame_id, frame.size, objects, latency_ms, tuple(warnings))
+
+    def _seed(
+        self,
+        session: str,
+        buffered: BufferedFrame,
+        objects: list[SegmentedObject],
+        masks: list[np.ndarray],
+        result: RoundResult,
+    ) -> None:
+        """Start (or restart) following each object a round segmented, from its mask on the round's frame."""
+        assert self.tracker is not None
+        frame = buffered.frame
+        if self._track_size is not None and self._track_size != frame.size and self._tracks:
+            result.warnings.extend(self._resize(frame))
+        self._track_size = frame.size
+        limit = self.config.tracking.max_objects
+        for obj, mask in zip(objects, masks, strict=True):
+            key = (session, obj.object_id)
+            track = self._tracks.pop(key, None)
+            while track is None and len(self._tracks) >= limit:
+                (old_session, old_id), _ = next(iter(self._tracks.items()))
+                self._drop_track((old_session, old_id))
+                self.memory.mark_lost(old_session, [old_id], frame.stamp_ns)
+                warning = (
+                    f"more than tracking.max_objects ({limit}) objects: object {old_id} of session "
+                    f"'{old_session}' (least recently referenced) is no longer tracked"
+                )
+                result.warnings.append(warning)
+                self.tracking_warnings.append(warning)
+            if track is None:
+                track = Track(session, obj.object_id, self._next_tracker_id, obj.label, "visible", 0.0, None, None)
+                self._next_tracker_id += 1
+            try:
+                self.tracker.seed(track.tracker_id, frame, mask)
+            except Exception as exc:
+                self.tracking_errors += 1
+                result.warnings.append(f"object {obj.object_id} is not tracked: seeding failed ({_describe(exc)})")
+                self.tracker.remove(track.tracker_id)
+                continue
+            track.label, track.status, track.score = obj.label, "visible", obj.score
+            track.box, track.mask = obj.box, mask
+            self._tracks[key] = track  # newest reference last
+        # the seeded frame counts as tracked: the next step must be on a newer one
+        self._last_step_serial = max(self._last_step_serial, buffered.serial)
+
+    def _resize(self, frame: Frame) -> list[str]:
+        """The camera's resolution changed: re-seed visible tracks from their masks scaled to it, drop the rest."""
+        assert self.tracker is not None
+        old = self._track_size
+        self.tracker.clear()
+        kept, dropped = 0, 0
+        for key, track in list(self._tracks.items()):
+            if track.mask is None:
+                self._tracks.pop(key)
+                self.memory.mark_lost(key[0], [key[1]], frame.stamp_ns)
+                dropped += 1
+                continue
+            mask = _scale_mask(track.mask, frame.size)
+            box = mask_to_box(mask)
+            try:
+                if box is None:
+                    raise ValueError("the scaled mask is empty")
+                self.tracker.seed(track.tracker_id, frame, mask)
+            except Exception:
+                self._tracks.pop(key)
+                self.memory.mark_lost(key[0], [key[1]], frame.stamp_ns)
+                dropped += 1
+                continue
+            track.mask, track.box = mask, box
+            self.memory.update_live(
+                key[0],
+                frame.stamp_ns,
+                {key[1]: Sighting(box, encode_rle(mask), track.score, int(np.count_nonzero(mask)))},
+                lost_after_ns=round(self.config.tracking.lost_after_s * 1e9),
+                forget_after_ns=round(self.config.tracking.forget_after_s * 1e9),
+            )
+            kept += 1
+        self._track_size = frame.size
+        was = f"{old[1]}×{old[0]}" if old else "?"
+        warning = (
+            f"frame size changed from {was} to {frame.size[1]}×{frame.size[0]}: {kept} tracks re-seeded from their "
+            f"masks scaled to the new size, {dropped} dropped (not visible; memory marks them lost)"
+        )
+        log.warning(warning)
+        self.tracking_warnings.append(warning)
+        return [warning]
+
+    def _drop_track(self, key: tuple[str, int]) -> None:
+        track = self._tracks.pop(key, None)
+        if track is not None and self.tracker is not None:
+            self.tracker.remove(track.tracker_id)
+
+    # -- frames --------------------------------------------------------------------------------
 
     def select_frame(self, stamp_ns: int | None) -> BufferedFrame:
         """The newest frame, or the one nearest ``stamp_ns`` if within :meth:`stamp_tolerance_s` of it.
@@ -276,6 +685,36 @@ class Engine:
             result.timings_ms[name] = (self._clock() - start) * 1000.0
 
 
+def _describe(exc: BaseException) -> str:
+    detail = str(exc).splitlines()[0][:300] if str(exc) else ""
+    return f"{type(exc).__name__}: {detail}"
+
+
+def _mask_only(target: Target) -> bool:
+    prompt = target.prompt
+    return prompt.mask is not None and prompt.points is None and prompt.box is None and prompt.embedding is None
+
+
+def _scale_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour resize of an H×W mask to ``size`` (the field of view is assumed unchanged)."""
+    height, width = size
+    rows = (np.arange(height) * mask.shape[0] // height).clip(0, mask.shape[0] - 1)
+    cols = (np.arange(width) * mask.shape[1] // width).clip(0, mask.shape[1] - 1)
+    return mask[rows[:, None], cols[None, :]]
+
+
+def _warn_unseen_references(targets: tuple[Target, ...], view: MemoryView, result: RoundResult) -> None:
+    """A target naming an object that is not visible now is prompted from where it was last seen: say so."""
+    for target in targets:
+        obj = view.get(target.object_id) if target.object_id is not None else None
+        if obj is None or obj.status == "visible":
+            continue
+        age = ""
+        if view.now_ns is not None:
+            age = f", not seen for {max(view.now_ns - last_seen_ns(obj), 0) / 1e9:.1f} s"
+        result.warnings.append(f"object {obj.object_id} is {obj.status}{age}: prompted from where it was last seen")
+
+
 def _fail(result: RoundResult, stage: str, cause: BaseException) -> None:
     if isinstance(cause, ReasonsegError):
         result.error_kind = cause.kind
@@ -291,4 +730,4 @@ def _fail(result: RoundResult, stage: str, cause: BaseException) -> None:
         result.raw_output = cap_text(raw_output)
 
 
-__all__ = ["BufferedFrame", "Engine"]
+__all__ = ["BufferedFrame", "Engine", "Track"]

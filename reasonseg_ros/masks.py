@@ -112,3 +112,60 @@ def label_image(masks: np.ndarray, ids: Sequence[int]) -> np.ndarray:
     for mask, object_id in zip(masks, ids, strict=True):
         labels[mask] = object_id
     return labels
+
+
+def rle_runs(counts: str) -> list[int]:
+    """The run lengths packed in a compressed COCO RLE string; ValueError when it is malformed.
+
+    Each run is a little-endian sequence of 5-bit groups stored as chr(48 + bits), bit 0x20 meaning
+    "another group follows" and bit 0x10 of the last group the sign; from the third run on, a run
+    is stored as its difference to the run two before.
+    """
+    runs: list[int] = []
+    position = 0
+    while position < len(counts):
+        value, shift, more = 0, 0, True
+        while more:
+            if position >= len(counts):
+                raise ValueError("the RLE string ends inside a run")
+            code = ord(counts[position]) - 48
+            if not 0 <= code < 64:
+                raise ValueError(f"character {counts[position]!r} cannot appear in a compressed RLE")
+            value |= (code & 0x1F) << shift
+            more = bool(code & 0x20)
+            position += 1
+            shift += 5
+            if not more and code & 0x10:
+                value -= 1 << shift
+        if len(runs) > 2:
+            value += runs[-2]
+        runs.append(value)
+    return runs
+
+
+def check_rle(value: object, size: Sequence[int] | None = None) -> RLE:
+    """A well-formed RLE ``{"size": [h, w], "counts": str | list}`` whose runs cover h × w exactly.
+
+    ``size``, when given, is the ``(h, w)`` the mask must have. Raises ValueError saying what is wrong.
+    """
+    if not (isinstance(value, dict) and {"size", "counts"} <= set(value)):
+        raise ValueError("a mask must be an RLE {'size': [h, w], 'counts': ...}")
+    shape = value["size"]
+    if not (
+        isinstance(shape, list | tuple)
+        and len(shape) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in shape)
+    ):
+        raise ValueError(f"an RLE 'size' must be [h, w] with positive integers, got {shape!r}")
+    if size is not None and [int(v) for v in size] != list(shape):
+        raise ValueError(f"the mask is {shape[0]}×{shape[1]} (h×w) but the image is {size[0]}×{size[1]}")
+    counts = value["counts"]
+    if isinstance(counts, str):
+        runs = rle_runs(counts)
+    elif isinstance(counts, list) and all(isinstance(c, int) and not isinstance(c, bool) for c in counts):
+        runs = counts
+    else:
+        raise ValueError("RLE 'counts' must be a compressed string or a list of run lengths")
+    if any(r < 0 for r in runs) or sum(runs) != shape[0] * shape[1]:
+        raise ValueError(f"the RLE runs cover {sum(runs)} pixels, not h × w = {shape[0] * shape[1]}")
+    return {"size": [int(shape[0]), int(shape[1])], "counts": counts}

@@ -18,6 +18,13 @@ Objects keep a stable id for as long as they are remembered; segmenting a
 remembered object again (a target naming its id) updates it in place. Every
 collection is bounded: the oldest rounds, the least recently segmented
 objects and the least recently used sessions are evicted first.
+
+With live tracking (docs/tracking.md) each object also holds its live state:
+:meth:`DialogueMemory.update_live` moves its box, mask and score to the
+newest tracked frame and keeps whether it is visible, occluded or lost, and
+since when. An object is never deleted for being out of sight: it stays,
+marked lost, until a reset or the bounds above evict it. Evictions are kept
+for :meth:`DialogueMemory.drain_evicted`, so the engine can stop their tracks.
 """
 
 from __future__ import annotations
@@ -25,7 +32,8 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from reasonseg_ros.config import MemoryConfig
@@ -46,6 +54,38 @@ class MemoryRound:
     frame_stamp_ns: int | None
 
 
+@dataclass(frozen=True)
+class Sighting:
+    """Where a tracker saw a remembered object on one frame."""
+
+    box: tuple[float, float, float, float]
+    rle: dict[str, Any]
+    score: float
+    area: int
+
+
+@dataclass
+class LiveOutcome:
+    """What :meth:`DialogueMemory.update_live` did."""
+
+    objects: dict[int, SegmentedObject] = field(default_factory=dict)
+    """The updated objects by id."""
+    forgotten: list[int] = field(default_factory=list)
+    """Ids unseen for ``forget_after_ns``: stop tracking them (memory keeps them, marked lost)."""
+    missing: list[int] = field(default_factory=list)
+    """Ids no longer remembered (evicted meanwhile): their tracks should go too."""
+
+
+def last_seen_ns(obj: SegmentedObject) -> int:
+    """Stamp of the last frame the object was seen on (tracked, or segmented)."""
+    return obj.frame_stamp_ns if obj.updated_stamp_ns is None else obj.updated_stamp_ns
+
+
+def status_since_ns(obj: SegmentedObject) -> int:
+    """Stamp from which the object's status holds."""
+    return obj.frame_stamp_ns if obj.status_since_ns is None else obj.status_since_ns
+
+
 class SessionMemory:
     """One dialogue: its rounds and objects. Not thread-safe; use through :class:`DialogueMemory`."""
 
@@ -55,6 +95,7 @@ class SessionMemory:
         self.objects: OrderedDict[int, SegmentedObject] = OrderedDict()
         self.next_round = 0
         self.next_id = 1
+        self.evicted: list[int] = []
 
     def allocate_id(self) -> int:
         for _ in range(MAX_OBJECT_ID):
@@ -74,7 +115,7 @@ class SessionMemory:
 
     def trim(self) -> None:
         while len(self.objects) > self._limits.max_objects:
-            self.objects.popitem(last=False)
+            self.evicted.append(self.objects.popitem(last=False)[0])
         while len(self.rounds) > self._limits.max_rounds:
             self.rounds.popitem(last=False)
 
@@ -82,12 +123,20 @@ class SessionMemory:
 class MemoryView:
     """Read-only view of one session, as reasoners see it."""
 
-    def __init__(self, session: str, objects: tuple[SegmentedObject, ...], rounds: tuple[MemoryRound, ...]) -> None:
+    def __init__(
+        self,
+        session: str,
+        objects: tuple[SegmentedObject, ...],
+        rounds: tuple[MemoryRound, ...],
+        now_ns: int | None = None,
+    ) -> None:
         self.session = session
         self.objects = objects
-        """Remembered objects, least recently segmented first."""
+        """Remembered objects, least recently segmented first, in their live state."""
         self.rounds = rounds
         """Remembered rounds, oldest first."""
+        self.now_ns = now_ns
+        """Stamp of the frame the round looks at (for "not visible for 4.2 s"); None: unknown."""
 
     def get(self, object_id: int) -> SegmentedObject | None:
         for obj in self.objects:
@@ -106,20 +155,97 @@ class DialogueMemory:
         self.limits = limits or MemoryConfig()
         self._sessions: OrderedDict[str, SessionMemory] = OrderedDict()
         self._lock = threading.Lock()
+        self._evicted: list[tuple[str, int]] = []
 
     def _session(self, name: str) -> SessionMemory:
         session = self._sessions.pop(name, None) or SessionMemory(self.limits)
         self._sessions[name] = session
         while len(self._sessions) > self.limits.max_sessions:
-            self._sessions.popitem(last=False)
+            gone, state = self._sessions.popitem(last=False)
+            self._evicted.extend((gone, object_id) for object_id in state.objects)
         return session
 
-    def view(self, session: str) -> MemoryView:
+    def view(self, session: str, now_ns: int | None = None) -> MemoryView:
+        """The session as reasoners see it; ``now_ns``: stamp of the frame the round looks at."""
         with self._lock:
             state = self._sessions.get(session)
             if state is None:
-                return MemoryView(session, (), ())
-            return MemoryView(session, tuple(state.objects.values()), tuple(state.rounds.values()))
+                return MemoryView(session, (), (), now_ns)
+            return MemoryView(session, tuple(state.objects.values()), tuple(state.rounds.values()), now_ns)
+
+    def drain_evicted(self) -> list[tuple[str, int]]:
+        """``(session, object_id)`` of the objects the bounds evicted since the last call (not resets)."""
+        with self._lock:
+            for name, state in self._sessions.items():
+                self._evicted.extend((name, object_id) for object_id in state.evicted)
+                state.evicted.clear()
+            evicted, self._evicted = self._evicted, []
+            return evicted
+
+    def update_live(
+        self,
+        session: str,
+        stamp_ns: int,
+        seen: Mapping[int, Sighting],
+        unseen: Iterable[int] = (),
+        *,
+        lost_after_ns: int,
+        forget_after_ns: int,
+    ) -> LiveOutcome:
+        """Apply one tracking step: objects in ``seen`` are visible there; those in ``unseen`` are not.
+
+        Unseen objects are occluded until ``lost_after_ns`` after they were last
+        seen, lost from then on; past ``forget_after_ns`` they are listed in
+        ``forgotten`` (their tracks should stop) but stay remembered. The order
+        of the objects (eviction order) does not change: tracking is not a
+        reference by the dialogue.
+        """
+        outcome = LiveOutcome()
+        with self._lock:
+            state = self._sessions.get(session)
+            for object_id, sighting in seen.items():
+                obj = state.objects.get(object_id) if state else None
+                if obj is None:
+                    outcome.missing.append(object_id)
+                    continue
+                since = status_since_ns(obj) if obj.status == "visible" else stamp_ns
+                updated = replace(
+                    obj,
+                    box=tuple(float(v) for v in sighting.box),
+                    rle=sighting.rle,
+                    score=float(sighting.score),
+                    area=int(sighting.area),
+                    status="visible",
+                    updated_stamp_ns=stamp_ns,
+                    status_since_ns=since,
+                )
+                state.objects[object_id] = outcome.objects[object_id] = updated
+            for object_id in unseen:
+                obj = state.objects.get(object_id) if state else None
+                if obj is None:
+                    outcome.missing.append(object_id)
+                    continue
+                unseen_ns = stamp_ns - last_seen_ns(obj)
+                forgotten = unseen_ns >= forget_after_ns
+                # a forgotten object is lost, even when forget_after_s is set below lost_after_s
+                status = "occluded" if unseen_ns < lost_after_ns and not forgotten else "lost"
+                since = status_since_ns(obj) if obj.status == status else stamp_ns
+                updated = replace(obj, status=status, status_since_ns=since)
+                state.objects[object_id] = outcome.objects[object_id] = updated
+                if forgotten:
+                    outcome.forgotten.append(object_id)
+        return outcome
+
+    def mark_lost(self, session: str, object_ids: Iterable[int], stamp_ns: int) -> None:
+        """Mark objects lost (no longer tracked: evicted from the tracker, or dropped on a resolution change)."""
+        with self._lock:
+            state = self._sessions.get(session)
+            if state is None:
+                return
+            for object_id in object_ids:
+                obj = state.objects.get(object_id)
+                if obj is not None and obj.status != "lost":
+                    state.objects[object_id] = replace(obj, status="lost", status_since_ns=stamp_ns)
 
     def record(
         self,

@@ -44,6 +44,18 @@ def segmenter(tiny_sam: Any) -> Any:
     return TorchSamSegmenter(tiny_sam, name="torch SAM vit_tiny (random weights)")
 
 
+@pytest.fixture(scope="session")
+def tiny_sam2() -> Any:
+    """One tiny random SAM 2.1 (the sam2 package's classes, shrunk: tests/sam2_tiny.py) per session."""
+    pytest.importorskip("torch", reason="the torch extra is not installed")
+    pytest.importorskip("sam2", reason="the sam2 extra is not installed")
+    from sam2_tiny import tiny_overrides
+
+    from reasonseg_ros.segmenter.sam2_image import Sam2Model
+
+    return Sam2Model.build("sam2.1_hiera_t", None, "", "cpu", True, "segmenter", tiny_overrides())
+
+
 @pytest.fixture
 def encoder_calls(tiny_sam: Any) -> Any:
     """Counts real forward passes of the image encoder."""

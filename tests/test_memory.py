@@ -101,3 +101,101 @@ def test_json_round_trip():
     assert stored[0].object_id == 3 and stored[0].round_index == 1
     with pytest.raises(ValueError, match="schema version"):
         DialogueMemory.from_json('{"schema_version": 99, "sessions": {}}')
+
+
+# -- live state (tracking) -----------------------------------------------------------------------
+
+S = 1_000_000_000
+
+
+def sighting(x=10.0):
+    from reasonseg_ros.memory import Sighting
+
+    return Sighting(box=(x, 2.0, x + 5, 6.0), rle={"size": [4, 4], "counts": "0F"}, score=0.9, area=16)
+
+
+def live(memory, stamp_s, seen=(), unseen=(), lost_after_s=1.0, forget_after_s=5.0):
+    return memory.update_live(
+        "s",
+        int(stamp_s * S),
+        {i: sighting(10.0 + stamp_s) for i in seen},
+        unseen,
+        lost_after_ns=int(lost_after_s * S),
+        forget_after_ns=int(forget_after_s * S),
+    )
+
+
+def test_live_update_moves_the_object_and_keeps_its_place_in_memory():
+    memory = DialogueMemory()
+    memory.record("s", "a", "", [obj("mug"), obj("cup")], [], 0)
+    outcome = live(memory, 0.5, seen=[1])
+    mug = memory.view("s").get(1)
+    assert mug == outcome.objects[1]
+    assert mug.box == (10.5, 2.0, 15.5, 6.0) and mug.area == 16 and mug.score == 0.9 and mug.rle["counts"] == "0F"
+    assert mug.status == "visible" and mug.updated_stamp_ns == S // 2
+    assert mug.status_since_ns == 0  # visible since it was segmented, at stamp 0
+    assert mug.round_index == 0 and mug.frame_stamp_ns == 0  # where it was segmented is kept
+    assert [o.object_id for o in memory.view("s").objects] == [1, 2]  # tracking is not a dialogue reference
+
+
+def test_unseen_object_goes_occluded_then_lost_then_forgotten_but_stays_remembered():
+    memory = DialogueMemory()
+    memory.record("s", "a", "", [obj("mug")], [], 0)
+    live(memory, 1.0, seen=[1])  # last seen at 1 s
+    box_seen = memory.view("s").get(1).box
+    live(memory, 1.5, unseen=[1])
+    mug = memory.view("s").get(1)
+    assert (mug.status, mug.status_since_ns, mug.updated_stamp_ns) == ("occluded", int(1.5 * S), S)
+    assert mug.box == box_seen  # the last place it was seen
+    live(memory, 1.9, unseen=[1])
+    assert memory.view("s").get(1).status_since_ns == int(1.5 * S)  # still occluded since 1.5 s
+    assert live(memory, 2.0, unseen=[1]).forgotten == []  # exactly lost_after_s unseen: lost
+    assert (memory.view("s").get(1).status, memory.view("s").get(1).status_since_ns) == ("lost", 2 * S)
+    assert live(memory, 5.9, unseen=[1]).forgotten == []
+    assert live(memory, 6.0, unseen=[1]).forgotten == [1]
+    assert memory.view("s").get(1).status == "lost" and memory.view("s").get(1).status_since_ns == 2 * S
+    live(memory, 7.0, seen=[1])
+    assert (memory.view("s").get(1).status, memory.view("s").get(1).status_since_ns) == ("visible", 7 * S)
+
+
+def test_live_update_of_an_evicted_object_is_reported_missing():
+    memory = DialogueMemory(MemoryConfig(max_objects=1))
+    memory.record("s", "a", "", [obj("mug")], [], 0)
+    memory.record("s", "b", "", [obj("cup")], [], 0)
+    assert memory.drain_evicted() == [("s", 1)] and memory.drain_evicted() == []
+    outcome = live(memory, 1.0, seen=[1], unseen=[2])
+    assert outcome.missing == [1] and set(outcome.objects) == {2}
+
+
+def test_evicted_sessions_are_drained_with_their_objects_and_reset_is_not():
+    memory = DialogueMemory(MemoryConfig(max_sessions=1))
+    memory.record("a", "x", "", [obj(), obj()], [], 0)
+    memory.record("b", "x", "", [obj()], [], 0)
+    assert memory.drain_evicted() == [("a", 1), ("a", 2)]
+    memory.reset("b")
+    assert memory.drain_evicted() == []  # the caller of reset knows what it cleared
+
+
+def test_mark_lost_and_view_stamp():
+    memory = DialogueMemory()
+    memory.record("s", "a", "", [obj("mug")], [], 0)
+    memory.mark_lost("s", [1, 99], 3 * S)
+    view = memory.view("s", now_ns=4 * S)
+    assert view.now_ns == 4 * S
+    assert (view.get(1).status, view.get(1).status_since_ns) == ("lost", 3 * S)
+
+
+def test_live_state_survives_json():
+    memory = DialogueMemory()
+    memory.record("s", "a", "", [obj("mug")], [], 0)
+    live(memory, 1.0, seen=[1])
+    live(memory, 1.5, unseen=[1])
+    restored = DialogueMemory.from_json(memory.to_json())
+    assert restored.view("s").objects == memory.view("s").objects
+
+
+def test_a_forgotten_object_is_lost_even_before_lost_after():
+    memory = DialogueMemory()
+    memory.record("s", "a", "", [obj("mug")], [], 0)
+    assert live(memory, 1.0, unseen=[1], lost_after_s=5.0, forget_after_s=1.0).forgotten == [1]
+    assert memory.view("s").get(1).status == "lost"

@@ -13,6 +13,7 @@
 # limitations under the License.
 
 import array
+import io
 
 import numpy as np
 import pytest
@@ -106,7 +107,7 @@ def test_every_data_container(data):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"encoding": "yuv422"}, "encoding 'yuv422' is not supported (supported: rgb8, bgr8"),
+        ({"encoding": "32FC1"}, "encoding '32fc1' is not supported (depth or float data has no colour"),
         ({"height": 0}, "image is empty"),
         ({"width": 0}, "image is empty"),
         ({"step": 20}, "step 20 is smaller than a row of 7 rgb8 pixels (21 bytes)"),
@@ -151,3 +152,113 @@ def test_numpy_to_image_rgb8_and_wrapping(ts):
     assert isinstance(wrapped.data, array.array) and len(wrapped.data) == RGB.size
     with pytest.raises(ValueError, match="mono16 needs"):
         numpy_to_image(ts.types["sensor_msgs/msg/Image"], header(ts), RGB, "mono16")
+
+
+# -- compressed images and the converted encodings (issue 14) ----------------------------------------
+
+from reasonseg_ros.messages import image as image_module  # noqa: E402
+from reasonseg_ros.messages.image import INPUT_ENCODINGS, compressed_to_rgb  # noqa: E402
+
+
+@pytest.fixture
+def cv2():
+    return pytest.importorskip("cv2", reason="OpenCV (the cv extra) is not installed")
+
+
+def compressed(ts, data, fmt):
+    return ts.types["sensor_msgs/msg/CompressedImage"](
+        header=header(ts), format=fmt, data=np.frombuffer(bytes(data), dtype=np.uint8).copy()
+    )
+
+
+SCENE = np.random.default_rng(3).integers(0, 256, (12, 16, 3), dtype=np.uint8)
+SMOOTH = np.stack([*np.meshgrid(np.arange(16) * 16, np.arange(12) * 20), np.full((12, 16), 90)], -1).astype(np.uint8)
+
+
+def encoded(kind, rgb=SCENE):
+    """PNG or JPEG bytes written by Pillow (an encoder independent of the decoder under test)."""
+    image_lib = pytest.importorskip("PIL.Image", reason="Pillow is not installed")
+    out = io.BytesIO()
+    image_lib.fromarray(rgb).save(out, format="PNG" if kind == "png" else "JPEG")
+    return out.getvalue()
+
+
+def test_png_compressed_image_is_lossless_rgb(ts):
+    msg = compressed(ts, encoded("png"), "png")
+    np.testing.assert_array_equal(image_to_rgb(msg), SCENE)
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "rgb8; jpeg compressed bgr8"])
+def test_jpeg_compressed_image_matches_opencvs_own_decode(ts, cv2, fmt):
+    data = encoded("jpeg")
+    msg = compressed(ts, data, fmt)
+    reference = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1]
+    out = image_to_rgb(msg)
+    assert out.shape == (12, 16, 3) and out.dtype == np.uint8
+    np.testing.assert_array_equal(out, reference)
+
+
+def test_pillow_decodes_when_opencv_is_missing(ts, monkeypatch):
+    real = image_module.available
+    monkeypatch.setattr(image_module, "available", lambda name: name != "cv2" and real(name))
+    np.testing.assert_array_equal(compressed_to_rgb(compressed(ts, encoded("png"), "png")), SCENE)
+    jpeg = compressed_to_rgb(compressed(ts, encoded("jpeg", SMOOTH), "jpeg"))
+    assert jpeg.shape == SMOOTH.shape
+    assert np.abs(jpeg.astype(int) - SMOOTH.astype(int)).mean() < 6  # lossy, but the same picture
+
+
+def test_no_decoder_is_a_clear_input_error(ts, monkeypatch):
+    data = encoded("png")
+    monkeypatch.setattr(image_module, "available", lambda name: False)
+    with pytest.raises(InputError, match="needs OpenCV or Pillow: apt install python3-opencv"):
+        compressed_to_rgb(compressed(ts, data, "png"))
+
+
+@pytest.mark.parametrize(
+    ("source", "fmt", "message"),
+    [
+        (("jpeg", 40), "jpeg", r"jpeg data \(40 bytes\) is corrupt"),
+        (("png", 60), "png", r"png data \(60 bytes\) is corrupt"),
+        (b"GIF89a" + bytes(30), "gif", "neither jpeg nor png"),
+        (b"", "jpeg", "compressed image data is empty"),
+        (("png", None), "16UC1; compressedDepth png", "depth"),
+    ],
+)
+def test_bad_compressed_images_are_clear_errors(ts, source, fmt, message):
+    data = encoded(source[0])[: source[1]] if isinstance(source, tuple) else source
+    with pytest.raises(InputError, match=message):
+        image_to_rgb(compressed(ts, data, fmt))
+
+
+@pytest.mark.parametrize(("encoding", "code"), [("yuv422", "UYVY"), ("uyvy", "UYVY"), ("yuyv", "YUYV")])
+@pytest.mark.parametrize("use_opencv", [True, False])
+def test_yuv422_matches_opencvs_conversion(ts, cv2, monkeypatch, encoding, code, use_opencv):
+    packed = np.random.default_rng(5).integers(16, 236, (6, 8, 2), dtype=np.uint8)
+    reference = cv2.cvtColor(packed, getattr(cv2, f"COLOR_YUV2RGB_{code}"))
+    rows = np.zeros((6, 20), np.uint8)  # step 20: padded rows
+    rows[:, :16] = packed.reshape(6, 16)
+    msg = make(ts, rows.tobytes(), 6, 8, encoding, 20)
+    real = image_module.available
+    monkeypatch.setattr(image_module, "available", lambda name: (use_opencv or name != "cv2") and real(name))
+    out = image_to_rgb(msg)
+    assert np.abs(out.astype(int) - reference.astype(int)).max() <= 2  # the numpy path: OpenCV's rounding
+
+
+def test_bayer_cells_by_hand(ts):
+    # One 2×2 RGGB cell: R=200, G=(100, 51), B=10 -> every pixel (200, 76, 10); the BGGR layout swaps R and B.
+    cell = np.array([[200, 100], [51, 10]], dtype=np.uint8)
+    out = image_to_rgb(make(ts, cell.tobytes(), 2, 2, "bayer_rggb8", 2))
+    assert out.shape == (2, 2, 3) and (out == [200, 76, 10]).all()
+    out = image_to_rgb(make(ts, cell.tobytes(), 2, 2, "bayer_bggr8", 2))
+    assert (out == [10, 76, 200]).all()
+    out = image_to_rgb(make(ts, cell.tobytes(), 2, 2, "bayer_grbg8", 2))  # G R / B G
+    assert (out == [100, 105, 51]).all()
+
+
+def test_unsupported_encodings_list_what_is_supported(ts):
+    with pytest.raises(InputError) as info:
+        image_to_rgb(make(ts, bytes(8), 2, 2, "16UC1", 4))
+    text = str(info.value)
+    assert "depth" in text and all(name in text for name in INPUT_ENCODINGS) and "CompressedImage" in text
+    with pytest.raises(InputError, match="even"):
+        image_to_rgb(make(ts, bytes(6), 1, 3, "yuv422", 6))

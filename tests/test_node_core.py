@@ -15,11 +15,13 @@
 """The node's behaviour (rclpy-free) with rosbags' message classes, the tiny SAM and the prompt reasoner."""
 
 import json
+import threading
 
 import numpy as np
 import pytest
 from helpers import scene, targets
 
+from reasonseg_ros.masks import decode_rle, mask_to_box
 from reasonseg_ros.messages import detections_to_boxes, image_to_numpy, round_from_json
 from reasonseg_ros.ros.node_core import NodeCore, Outputs
 
@@ -188,7 +190,7 @@ def test_bad_images_and_instructions_are_reported_and_later_rounds_succeed(ts, n
     core, sink = node()
     core._log = lambda level, text: logs.append((level, text))
     core.on_image(image_msg(ts, step=10))
-    core.on_image(image_msg(ts, encoding="yuv422"))
+    core.on_image(image_msg(ts, encoding="16UC1"))
     core.on_image(image_msg(ts, data=np.zeros(0, np.uint8)))
     assert core.counters["frames_rejected"] == 3 and core.counters["frames_received"] == 0
     assert any("step 10 is smaller" in text for _, text in logs)
@@ -224,7 +226,9 @@ def test_diagnostics_message(ts, node):
 
 def test_flood_stays_bounded_and_answers_every_instruction(ts, node):
     """100 Hz images and 10 Hz instructions for a simulated 60 s, the model keeping up with every other one."""
-    core, sink = node({"memory.max_rounds": 20, "memory.max_objects": 30, "node.instruction_queue_size": 4})
+    # every instruction names the same box: re-identification off, so that each makes an object
+    limits = {"memory.max_rounds": 20, "memory.max_objects": 30, "memory.reidentify_iou": None}
+    core, sink = node({**limits, "node.instruction_queue_size": 4})
     engine = core.engine
     image = image_msg(ts)
     sent = 0
@@ -249,3 +253,135 @@ def test_flood_stays_bounded_and_answers_every_instruction(ts, node):
     assert len(engine._embeddings) <= engine.config.engine.embedding_cache_size
     view = engine.memory.view("default")
     assert len(view.rounds) == 20 and len(view.objects) == 30
+
+
+# -- tracking (issue 13) ---------------------------------------------------------------------------
+
+
+class TrackSink(Sink):
+    def __init__(self):
+        super().__init__()
+        self.topics.update(tracks_masks=[], tracks_detections=[])
+        self.published = threading.Event()
+
+    def outputs(self):
+        outputs = super().outputs()
+        outputs.tracks_masks = self.topics["tracks_masks"].append
+
+        def detections(msg):
+            self.topics["tracks_detections"].append(msg)
+            self.published.set()
+
+        outputs.tracks_detections = detections
+        return outputs
+
+
+@pytest.fixture
+def tracking_node(ts, make_engine):
+    from tracking_doubles import ShiftTracker
+
+    def build(overrides=None):
+        sink = TrackSink()
+        tracker = ShiftTracker(velocity=(20, 10))
+        engine = make_engine(overrides, tracker=tracker)
+        logs = []
+        core = NodeCore(
+            engine, ts.types, sink.outputs(), engine.config.node, now_ns=lambda: 10**9, log=lambda *m: logs.append(m)
+        )
+        return core, sink, tracker, logs
+
+    return build
+
+
+def segment(ts, core, text, session=None):
+    core.on_instruction(string(ts, json.dumps({"text": text, "session": session}) if session else text))
+    assert core.process_next()
+
+
+def test_track_once_publishes_every_object_where_it_is_now(ts, tracking_node):
+    from tracking_doubles import shift
+
+    core, sink, _, _ = tracking_node()
+    core.on_image(image_msg(ts, stamp_ns=0))
+    segment(ts, core, targets(BOX))
+    segment(ts, core, targets({"label": "plate", "box": [5, 5, 20, 20]}), session="kitchen")
+    (mug,) = sink.results()[0]["objects"]
+    assert core.track_once() is None  # no newer frame yet
+    core.on_image(image_msg(ts, stamp_ns=100_000_000, seed=1))
+    step = core.track_once()
+    assert step is not None and step.stamp_ns == 100_000_000
+    (labels_msg,) = sink.topics["tracks_masks"]
+    assert labels_msg.encoding == "mono16" and labels_msg.header.stamp.nanosec == 100_000_000
+    assert labels_msg.header.frame_id == "camera"
+    expected = np.where(shift(decode_rle(mug["mask"]), 2, 1), 1, 0)  # moved by 0.1 s × (20, 10) px/s
+    np.testing.assert_array_equal(image_to_numpy(labels_msg), expected)  # the kitchen's object 1 is not drawn
+    (detections,) = sink.topics["tracks_detections"]
+    boxes = detections_to_boxes(detections)
+    assert [(d[0], d[1], round(d[2], 6)) for d in boxes] == [("1", "mug", 0.8), ("kitchen/1", "plate", 0.8)]
+    assert boxes[0][3] == mask_to_box(shift(decode_rle(mug["mask"]), 2, 1))
+    for name, msg in (("sensor_msgs/msg/Image", labels_msg), ("vision_msgs/msg/Detection2DArray", detections)):
+        ts.deserialize_cdr(ts.serialize_cdr(msg, name), name)
+
+
+def test_a_failed_tracking_step_publishes_nothing_and_warns_in_diagnostics(ts, tracking_node):
+    core, sink, tracker, logs = tracking_node({"tracking.rate_hz": 1e9})  # a step due on every call
+    core.on_image(image_msg(ts, stamp_ns=0))
+    segment(ts, core, targets(BOX))
+    tracker.fail = True
+    for k in (1, 2):
+        core.on_image(image_msg(ts, stamp_ns=k * 100_000_000))
+        assert core.track_once().error == "RuntimeError: tracker exploded"
+    assert sink.topics["tracks_masks"] == [] and sink.topics["tracks_detections"] == []
+    assert core.health() == (1, "tracking: tracking step failed: RuntimeError: tracker exploded")
+    assert [m for m in logs if "tracker exploded" in m[1]] == [
+        ("warn", "tracking step failed: RuntimeError: tracker exploded")
+    ]
+    status = core.status()
+    assert status["tracking_errors"] == "2" and status["tracker_failures"] == "2"
+    tracker.fail = False
+    core.on_image(image_msg(ts, stamp_ns=300_000_000))
+    assert core.track_once().error is None and len(sink.topics["tracks_masks"]) == 1
+    assert core.health() == (0, "running")
+    segment(ts, core, targets({"object_id": 1}))  # rounds were served all along
+    assert sink.results()[-1]["ok"]
+
+
+def test_tracking_diagnostics(ts, tracking_node):
+    # two objects whatever the tiny SAM's masks overlap: re-identification off
+    core, _, tracker, _ = tracking_node({"tracking.lost_after_s": 0.15, "memory.reidentify_iou": None})
+    assert "tracker" in core.status() and core.status()["objects_tracked"] == "0"
+    core.on_image(image_msg(ts, stamp_ns=0))
+    segment(ts, core, targets(BOX))
+    segment(ts, core, targets({"label": "plate", "box": [5, 5, 20, 20]}))
+    tracker.hidden.add(2)
+    for k in (1, 2, 3, 4, 5):
+        core.on_image(image_msg(ts, stamp_ns=k * 100_000_000))
+        assert core.track_once(force=True) is not None  # every frame stepped, whatever the schedule
+    status = core.status()
+    assert status["tracking_rate_hz"] == "10.0"  # one step per 0.1 s of camera time
+    assert (status["objects_tracked"], status["objects_visible"], status["objects_lost"]) == ("2", "1", "1")
+    assert status["objects_occluded"] == "0" and status["tracking_steps"] == "5"
+    assert float(status["tracking_latency_ms_p50"]) >= 0 and "tracking_latency_ms_p95" in status
+    keys = {kv.key for kv in core.diagnostics(5, "/reasonseg").status[0].values}
+    assert {"tracking_rate_hz", "objects_tracked", "tracker_failures", "last_tracking_warning"} <= keys
+
+
+def test_run_tracking_publishes_until_stopped(ts, tracking_node):
+    core, sink, _, _ = tracking_node({"tracking.rate_hz": 200.0})
+    core.on_image(image_msg(ts, stamp_ns=0))
+    segment(ts, core, targets(BOX))
+    stop = threading.Event()
+    thread = threading.Thread(target=core.run_tracking, args=(stop,))
+    thread.start()
+    core.on_image(image_msg(ts, stamp_ns=100_000_000))
+    assert sink.published.wait(10)
+    stop.set()
+    thread.join(10)
+    assert not thread.is_alive()
+    assert sink.topics["tracks_masks"][0].header.stamp.nanosec == 100_000_000
+
+
+def test_run_tracking_returns_at_once_without_a_tracker(ts, node):
+    core, _ = node()
+    core.run_tracking(threading.Event())  # would block forever if it looped
+    assert "tracker" not in core.status()

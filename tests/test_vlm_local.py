@@ -73,7 +73,7 @@ def test_the_factory_loads_the_folder_through_the_auto_classes(tiny_reasoner):
     client = tiny_reasoner.client
     assert isinstance(client, LocalVlm)
     assert type(client.model).__name__ == "Qwen2_5_VLForConditionalGeneration"
-    assert "vlm-json-1" in tiny_reasoner.name and "qwen2_5_vl" in tiny_reasoner.name
+    assert "vlm-json-2" in tiny_reasoner.name and "qwen2_5_vl" in tiny_reasoner.name
 
 
 def test_the_chat_template_places_system_image_and_instruction(tiny_reasoner):

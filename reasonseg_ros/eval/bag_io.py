@@ -23,6 +23,10 @@ from typing import Any
 from reasonseg_ros.deps import require
 from reasonseg_ros.messages.rosbags_types import typestore
 
+RESET_TOPIC = "/reset_session"
+"""Optional std_msgs/String topic of a bag: a message clears the session it names (a video converter ends
+each sequence with one; replay delivers it to the node's reset callback)."""
+
 
 class BagWriter:
     """An MCAP bag; connections are added on first use of a topic."""

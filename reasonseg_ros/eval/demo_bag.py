@@ -15,12 +15,17 @@
 """``reasonseg demo-bag``: a small synthetic scene with a multi-round dialogue and exact ground truth.
 
 Shapes of known colours on a textured background; the camera pans, so every
-frame shifts the scene. The dialogue has single targets, a target named
-relative to an earlier one, several targets at once, an absent target, and
-a reference back to a remembered object. Instructions come twice: as
+frame shifts the scene, and two shapes also move on their own (the red
+square slides down, the small blue circle right). The dialogue has single
+targets, a target named relative to an earlier one, several targets at
+once, an absent target, and a reference back to a remembered object made
+twenty frames after it was segmented, once it has moved (a memory frozen at
+the first frame points at the wrong place there). Instructions come twice: as
 plain language on ``/instruction`` and as ``prompt``-reasoner JSON (boxes
 from the ground truth, object ids for remembered objects) on
-``/instruction_prompt``, so the bag exercises both reasoner kinds.
+``/instruction_prompt``, so the bag exercises both reasoner kinds. The
+ground truth also has every frame's mask of every shape a session talks
+about (tracking records, ``type: frame``), for scoring tracking.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from reasonseg_ros.eval.bag_io import BagWriter
-from reasonseg_ros.eval.ground_truth import FILE_NAME, GroundTruth, write_jsonl
+from reasonseg_ros.eval.ground_truth import FILE_NAME, FrameTruth, GroundTruth, ObjectTruth, write_jsonl
 from reasonseg_ros.masks import encode_rle, mask_to_box
 from reasonseg_ros.messages import numpy_to_image
 
@@ -49,27 +54,40 @@ PAN_PX_PER_FRAME = 2
 class Shape:
     name: str
     color: tuple[int, int, int]
-    draw: Callable[[np.ndarray, np.ndarray, int], np.ndarray]
-    """(ys, xs, pan) -> bool mask."""
+    draw: Callable[[np.ndarray, np.ndarray, int, int], np.ndarray]
+    """(ys, xs, pan, frame) -> bool mask."""
 
 
-def _square(x: int, y: int, side: int) -> Callable[[np.ndarray, np.ndarray, int], np.ndarray]:
-    return lambda ys, xs, pan: (xs >= x - pan) & (xs < x - pan + side) & (ys >= y) & (ys < y + side)
+def _square(x: int, y: int, side: int, dy: float = 0.0) -> Callable[..., np.ndarray]:
+    def draw(ys: np.ndarray, xs: np.ndarray, pan: int, frame: int) -> np.ndarray:
+        top = y + round(dy * frame)
+        return (xs >= x - pan) & (xs < x - pan + side) & (ys >= top) & (ys < top + side)
+
+    return draw
 
 
-def _circle(cx: int, cy: int, r: int) -> Callable[[np.ndarray, np.ndarray, int], np.ndarray]:
-    return lambda ys, xs, pan: (xs - (cx - pan)) ** 2 + (ys - cy) ** 2 < r * r
+def _circle(cx: int, cy: int, r: int, dx: float = 0.0) -> Callable[..., np.ndarray]:
+    def draw(ys: np.ndarray, xs: np.ndarray, pan: int, frame: int) -> np.ndarray:
+        centre = cx - pan + round(dx * frame)
+        return (xs - centre) ** 2 + (ys - cy) ** 2 < r * r
+
+    return draw
 
 
-def _triangle(x: int, y: int, side: int) -> Callable[[np.ndarray, np.ndarray, int], np.ndarray]:
-    return lambda ys, xs, pan: (ys < y + side) & (ys >= y) & (np.abs(xs - (x - pan)) * 2 < (ys - y))
+def _triangle(x: int, y: int, side: int) -> Callable[..., np.ndarray]:
+    return lambda ys, xs, pan, frame: (ys < y + side) & (ys >= y) & (np.abs(xs - (x - pan)) * 2 < (ys - y))
 
+
+SQUARE_DY_PX_PER_FRAME = 1.5
+"""The red square's own motion (down), on top of the camera's pan."""
+SMALL_CIRCLE_DX_PX_PER_FRAME = 3.0
+"""The small blue circle's own motion (right), on top of the pan: it drifts right at 1 px per frame."""
 
 SHAPES = [
-    Shape("red square", (220, 40, 40), _square(60, 70, 50)),
+    Shape("red square", (220, 40, 40), _square(60, 40, 50, dy=SQUARE_DY_PX_PER_FRAME)),
     Shape("blue circle", (40, 70, 220), _circle(170, 95, 28)),
     Shape("green triangle", (40, 190, 60), _triangle(120, 150, 60)),
-    Shape("blue circle", (40, 70, 220), _circle(250, 170, 22)),
+    Shape("blue circle", (40, 70, 220), _circle(230, 175, 22, dx=SMALL_CIRCLE_DX_PX_PER_FRAME)),
 ]
 
 
@@ -95,24 +113,37 @@ DIALOGUE = [
 
 
 def render(frame: int) -> tuple[np.ndarray, list[np.ndarray]]:
-    """The RGB image of ``frame`` and the exact mask of every shape in it."""
+    """The RGB image of ``frame`` and the exact visible mask of every shape in it (later shapes cover earlier)."""
     ys, xs = np.mgrid[0:HEIGHT, 0:WIDTH]
     pan = frame * PAN_PX_PER_FRAME
     texture = 110 + 40 * np.sin((xs + pan) / 9.0) * np.cos(ys / 13.0)
     image = np.stack([texture * 0.9, texture * 0.8, texture * 0.7], axis=2).astype(np.uint8)
-    masks = []
+    masks: list[np.ndarray] = []
     for shape in SHAPES:
-        mask = shape.draw(ys, xs, pan)
+        mask = shape.draw(ys, xs, pan, frame)
         image[mask] = shape.color
+        for earlier in masks:
+            earlier &= ~mask
         masks.append(mask)
     return image, masks
+
+
+def tracked_shapes(turns: list[Turn]) -> dict[str, list[int]]:
+    """The shapes each session talks about: its tracking ground truth (truth id = shape index + 1)."""
+    shapes: dict[str, list[int]] = {}
+    for turn in turns:
+        known = shapes.setdefault(turn.session, [])
+        known += [i for i in turn.shapes if i not in known]
+    return shapes
 
 
 def write_demo_bag(out: str | Path, frames: int = 40) -> Path:
     """Write the bag (MCAP) and its ground truth (``ground_truth.jsonl`` inside the bag folder)."""
     out = Path(out)
     turns = [t for t in DIALOGUE if t.frame < frames]
-    records = []
+    tracked = tracked_shapes(turns)
+    records: list[GroundTruth] = []
+    frame_records: list[FrameTruth] = []
     ids: dict[tuple[str, int], int] = {}
     next_id: dict[str, int] = {}
     rounds: dict[str, int] = {}
@@ -127,6 +158,14 @@ def write_demo_bag(out: str | Path, frames: int = 40) -> Path:
                 numpy_to_image(image_cls, _header(bag, stamp), image, "rgb8"),
                 stamp,
             )
+            frame_records += [
+                FrameTruth(
+                    session,
+                    stamp,
+                    tuple(ObjectTruth(i + 1, SHAPES[i].name, encode_rle(masks[i])) for i in sorted(indices)),
+                )
+                for session, indices in tracked.items()
+            ]
             for turn in (t for t in turns if t.frame == frame):
                 round_index = rounds.get(turn.session, 0)
                 rounds[turn.session] = round_index + 1
@@ -146,7 +185,7 @@ def write_demo_bag(out: str | Path, frames: int = 40) -> Path:
                         extra={"prompt_text": prompt},
                     )
                 )
-    write_jsonl(out / FILE_NAME, records)
+    write_jsonl(out / FILE_NAME, [*records, *frame_records])
     return out
 
 

@@ -23,6 +23,15 @@ Record::
 ``index`` is the instruction's position on the instruction topic (0, 1, …);
 ``objects`` is empty when the referred object is absent; ``ignore`` is an
 optional RLE of pixels left out of scoring (ReasonSeg's "ignore" regions).
+
+Tracking ground truth: one record per annotated frame of a session, marked
+``"type": "frame"``::
+
+    {"type": "frame", "session": "demo", "stamp_ns": 1600000000,
+     "objects": [{"object_id": 1, "label": "red square", "mask": {"size": [h, w], "counts": "..."}}]}
+
+``object_id`` is the id the engine gives the object in that session; an
+empty mask says the object is out of sight on that frame.
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reasonseg_ros.masks import check_rle
 from reasonseg_ros.types import RLE
 
 FILE_NAME = "ground_truth.jsonl"
@@ -68,6 +78,87 @@ class GroundTruth:
         }
 
 
+@dataclass(frozen=True)
+class ObjectTruth:
+    """Where one tracked object is on one frame."""
+
+    object_id: int
+    label: str
+    mask: RLE
+    """Empty when the object is out of sight."""
+
+
+@dataclass(frozen=True)
+class FrameTruth:
+    """Per-frame ground truth of the objects tracked in one session."""
+
+    session: str
+    stamp_ns: int
+    objects: tuple[ObjectTruth, ...]
+    void: RLE | None = None
+    """Pixels left out of J and F (DAVIS's void label 255)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": FRAME_TYPE,
+            "session": self.session,
+            "stamp_ns": self.stamp_ns,
+            "objects": [{"object_id": o.object_id, "label": o.label, "mask": o.mask} for o in self.objects],
+            **({"void": self.void} if self.void is not None else {}),
+        }
+
+
+FRAME_TYPE = "frame"
+"""The ``type`` of a tracking record; instruction records have none (or ``"instruction"``)."""
+
+
+def parse_any(data: Any, where: str) -> GroundTruth | FrameTruth:
+    """An instruction record or a frame record, by its ``type``."""
+    if isinstance(data, dict) and data.get("type", "instruction") == FRAME_TYPE:
+        return parse_frame(data, where)
+    return parse_record(data, where)
+
+
+def parse_frame(data: Any, where: str) -> FrameTruth:
+    """One frame record; a malformed one raises ValueError naming ``where`` and what is wrong."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{where}: a record must be a JSON object")
+    unknown = set(data) - {"type", "session", "stamp_ns", "objects", "void"}
+    if unknown:
+        raise ValueError(f"{where}: unknown keys {sorted(unknown)} in a frame record")
+    stamp = data.get("stamp_ns")
+    if not _is_count(stamp):
+        raise ValueError(f"{where}: a frame record needs 'stamp_ns', a non-negative integer (got {stamp!r})")
+    entries = data.get("objects", [])
+    if not isinstance(entries, list):
+        raise ValueError(f"{where}: 'objects' must be a list")
+    objects, size = [], None
+    for k, entry in enumerate(entries):
+        at = f"{where}: objects[{k}]"
+        if not isinstance(entry, dict) or "mask" not in entry:
+            raise ValueError(f"{at} must be an object with 'object_id' and 'mask'")
+        object_id = entry.get("object_id")
+        if not _is_count(object_id) or object_id < 1:
+            raise ValueError(f"{at}.object_id must be a positive integer (got {object_id!r})")
+        if any(o.object_id == object_id for o in objects):
+            raise ValueError(f"{at}: object {object_id} appears twice on this frame")
+        mask = _rle(entry["mask"], at)
+        if size is not None and mask["size"] != size:
+            raise ValueError(f"{at}: mask is {mask['size']}, an earlier mask on this frame is {size}")
+        size = mask["size"]
+        objects.append(ObjectTruth(int(object_id), str(entry.get("label", "")), mask))
+    void = None
+    if data.get("void") is not None:
+        void = _rle(data["void"], f"{where}: void")
+        if size is not None and void["size"] != size:
+            raise ValueError(f"{where}: void is {void['size']}, the masks {size}")
+    return FrameTruth(str(data.get("session", "default")), int(stamp), tuple(objects), void)
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 def parse_record(data: Any, where: str) -> GroundTruth:
     """One record; a malformed one raises ValueError naming ``where``."""
     if not isinstance(data, dict):
@@ -89,24 +180,44 @@ def parse_record(data: Any, where: str) -> GroundTruth:
 
 
 def _rle(value: Any, where: str) -> RLE:
-    if not (isinstance(value, dict) and "size" in value and "counts" in value and len(value["size"]) == 2):
-        raise ValueError(f"{where}: a mask must be an RLE {{'size': [h, w], 'counts': ...}}")
-    return {"size": [int(v) for v in value["size"]], "counts": value["counts"]}
+    try:
+        return check_rle(value)
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
 
 
 def read_jsonl(path: str | Path) -> list[GroundTruth]:
-    records = []
+    """The instruction records of a file (frame records are left out: :func:`read_ground_truth` has both)."""
+    return read_ground_truth(path)[0]
+
+
+def read_ground_truth(path: str | Path) -> tuple[list[GroundTruth], list[FrameTruth]]:
+    """Instruction records and tracking frame records of a JSON-lines file, in file order."""
+    records: list[GroundTruth] = []
+    frames: list[FrameTruth] = []
     for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
         if line.strip():
             try:
                 data = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise ValueError(f"{path}:{number}: not JSON ({exc.msg})") from None
-            records.append(parse_record(data, f"{path}:{number}"))
-    return records
+            record = parse_any(data, f"{path}:{number}")
+            (frames if isinstance(record, FrameTruth) else records).append(record)  # type: ignore[arg-type]
+    return records, frames
 
 
-def write_jsonl(path: str | Path, records: Iterable[GroundTruth]) -> None:
+def index_frames(frames: Iterable[FrameTruth]) -> dict[tuple[str, int], FrameTruth]:
+    """Frame records by ``(session, stamp_ns)``; the same frame twice is an error."""
+    found: dict[tuple[str, int], FrameTruth] = {}
+    for frame in frames:
+        key = (frame.session, frame.stamp_ns)
+        if key in found:
+            raise ValueError(f"ground truth has frame {frame.stamp_ns} of session '{frame.session}' twice")
+        found[key] = frame
+    return found
+
+
+def write_jsonl(path: str | Path, records: Iterable[GroundTruth | FrameTruth]) -> None:
     with open(path, "w", encoding="utf-8") as out:
         for record in records:
             out.write(json.dumps(record.to_dict()) + "\n")

@@ -174,3 +174,190 @@ def summarize(samples: Sequence[Sample]) -> dict:
 
 def _ratio(numerator: int, denominator: int) -> float | None:
     return None if denominator == 0 else numerator / denominator
+
+
+# -- Video object segmentation (tracking): J, F and J&F, DAVIS definitions -------------------------
+
+BOUNDARY_THRESHOLD = 0.008
+"""DAVIS boundary tolerance: a fraction of the image diagonal (a value ≥ 1 is taken as pixels)."""
+
+
+def _check(truth: np.ndarray, predicted: np.ndarray, void: np.ndarray | None) -> None:
+    if truth.shape != predicted.shape:
+        raise ValueError(f"masks of different sizes: ground truth {truth.shape}, prediction {predicted.shape}")
+    if void is not None and void.shape != truth.shape:
+        raise ValueError(f"void mask {void.shape} for masks of {truth.shape}")
+
+
+def region_similarity(truth: np.ndarray, predicted: np.ndarray, void: np.ndarray | None = None) -> float:
+    """J: the IoU of two H×W bool masks, ``void`` pixels left out; 1 when both are empty (DAVIS)."""
+    _check(truth, predicted, void)
+    keep = True if void is None else ~void
+    union = int(np.count_nonzero((truth | predicted) & keep))
+    return 1.0 if union == 0 else int(np.count_nonzero(truth & predicted & keep)) / union
+
+
+def boundary_map(mask: np.ndarray) -> np.ndarray:
+    """One-pixel boundaries of a bool mask, DAVIS's ``seg2bmap`` rule.
+
+    A pixel is on the boundary when it differs from its right, lower or
+    lower-right neighbour (so the line sits half a pixel towards the origin);
+    on the last row only the right neighbour counts, on the last column only
+    the lower one, and the bottom-right corner never does.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    right = np.zeros_like(mask)
+    below = np.zeros_like(mask)
+    diagonal = np.zeros_like(mask)
+    right[:, :-1] = mask[:, 1:]
+    below[:-1, :] = mask[1:, :]
+    diagonal[:-1, :-1] = mask[1:, 1:]
+    edges = (mask ^ right) | (mask ^ below) | (mask ^ diagonal)
+    edges[-1, :] = mask[-1, :] ^ right[-1, :]
+    edges[:, -1] = mask[:, -1] ^ below[:, -1]
+    edges[-1, -1] = False
+    return edges
+
+
+def boundary_tolerance_px(shape: tuple[int, int], bound_th: float = BOUNDARY_THRESHOLD) -> int:
+    """Match distance in pixels: ``bound_th`` itself when ≥ 1, else ceil(bound_th × image diagonal)."""
+    if bound_th >= 1:
+        return int(bound_th)
+    return int(np.ceil(bound_th * np.hypot(*shape)))
+
+
+def dilate_disk(mask: np.ndarray, radius: int) -> np.ndarray:
+    """Binary dilation by the disk {dx² + dy² ≤ radius²}, as row-wise runs (no image library needed)."""
+    mask = np.asarray(mask, dtype=bool)
+    if radius <= 0 or not mask.any():
+        return mask.copy()
+    height, width = mask.shape
+    # Horizontal dilation by a half-width w is a sliding-window "any" over a padded cumulative sum.
+    padded = np.zeros((height, width + 2 * radius + 1), dtype=np.int32)
+    padded[:, radius + 1 : radius + 1 + width] = mask
+    cumulative = np.cumsum(padded, axis=1)
+    out = np.zeros_like(mask)
+    for dy in range(-radius, radius + 1):
+        half = int(np.floor(np.sqrt(radius * radius - dy * dy)))
+        columns = np.arange(width) + radius + 1
+        row_any = (cumulative[:, columns + half] - cumulative[:, columns - half - 1]) > 0
+        # A pixel (y, x) is hit when row y - dy holds a set pixel within ``half`` columns.
+        if dy >= 0:
+            out[dy:, :] |= row_any[: height - dy, :]
+        else:
+            out[: height + dy, :] |= row_any[-dy:, :]
+    return out
+
+
+def boundary_measure(
+    truth: np.ndarray, predicted: np.ndarray, bound_th: float = BOUNDARY_THRESHOLD, void: np.ndarray | None = None
+) -> float:
+    """F: the boundary F-measure of DAVIS (precision and recall of boundary pixels matched within a disk).
+
+    ``void`` pixels are cleared from both masks before their boundaries are taken, as DAVIS does.
+    """
+    _check(truth, predicted, void)
+    if void is not None:
+        truth, predicted = truth & ~void, predicted & ~void
+    radius = boundary_tolerance_px(truth.shape, bound_th)
+    truth_edges, predicted_edges = boundary_map(truth), boundary_map(predicted)
+    n_truth, n_predicted = int(truth_edges.sum()), int(predicted_edges.sum())
+    if n_truth == 0 and n_predicted == 0:
+        return 1.0
+    if n_truth == 0 or n_predicted == 0:
+        return 0.0  # DAVIS: precision 1 / recall 0 (or the reverse), so F is 0
+    # Only the neighbourhood of the boundaries matters: crop to it (large frames, small objects).
+    rows = np.flatnonzero((truth_edges | predicted_edges).any(axis=1))
+    cols = np.flatnonzero((truth_edges | predicted_edges).any(axis=0))
+    y0, y1 = max(rows[0] - radius, 0), min(rows[-1] + radius + 1, truth.shape[0])
+    x0, x1 = max(cols[0] - radius, 0), min(cols[-1] + radius + 1, truth.shape[1])
+    truth_edges, predicted_edges = truth_edges[y0:y1, x0:x1], predicted_edges[y0:y1, x0:x1]
+    precision = np.count_nonzero(predicted_edges & dilate_disk(truth_edges, radius)) / n_predicted
+    recall = np.count_nonzero(truth_edges & dilate_disk(predicted_edges, radius)) / n_truth
+    if precision + recall == 0:
+        return 0.0
+    return float(2 * precision * recall / (precision + recall))
+
+
+@dataclass(frozen=True)
+class TrackFrame:
+    """One ground-truth frame of one tracked object, scored."""
+
+    stamp_ns: int
+    j: float
+    f: float
+    visible: bool
+    """The ground truth shows the object on this frame (non-empty mask)."""
+    status: str | None
+    """What tracking reported: visible, occluded, lost, or None when the object was not in the step at all."""
+
+
+def score_track_frame(
+    stamp_ns: int,
+    truth: np.ndarray,
+    predicted: np.ndarray | None,
+    status: str | None,
+    bound_th: float,
+    void: np.ndarray | None = None,
+) -> TrackFrame:
+    """Score one object on one frame; no predicted mask counts as an empty one."""
+    if predicted is None:
+        predicted = np.zeros_like(truth, dtype=bool)
+    return TrackFrame(
+        stamp_ns,
+        region_similarity(truth, predicted, void),
+        boundary_measure(truth, predicted, bound_th, void),
+        bool(truth.any()),
+        status,
+    )
+
+
+def summarize_tracking(
+    objects: dict[str, tuple[str, Sequence[TrackFrame]]],
+    latencies_ms: Sequence[float],
+    steps: int,
+    errors: int = 0,
+) -> dict:
+    """The ``tracking`` section of ``metrics.json``.
+
+    ``objects`` maps ``"session/object_id"`` to ``(label, frames)``. Per
+    object J and F are means over its scored frames; the overall J, F and J&F
+    are means over objects, as the DAVIS toolkit averages them.
+    """
+    per_object = {}
+    for key, (label, frames) in sorted(objects.items()):
+        visible = [f for f in frames if f.visible]
+        j = float(np.mean([f.j for f in frames])) if frames else None
+        f_ = float(np.mean([f.f for f in frames])) if frames else None
+        per_object[key] = {
+            "label": label,
+            "frames": len(frames),
+            "J": j,
+            "F": f_,
+            "J&F": None if j is None or f_ is None else (j + f_) / 2,
+            "lost_while_visible": _share([f.status == "lost" for f in visible]),
+            "iou_over_time": [[f.stamp_ns, f.j] for f in frames],
+        }
+    scored = [v for v in per_object.values() if v["frames"]]
+    all_visible = [f for _, frames in objects.values() for f in frames if f.visible]
+    j_mean = float(np.mean([v["J"] for v in scored])) if scored else None
+    f_mean = float(np.mean([v["F"] for v in scored])) if scored else None
+    latency = percentiles(latencies_ms, (50, 95))
+    return {
+        "objects": len(per_object),
+        "frames_scored": sum(v["frames"] for v in per_object.values()),
+        "J": j_mean,
+        "F": f_mean,
+        "J&F": None if j_mean is None or f_mean is None else (j_mean + f_mean) / 2,
+        "lost_while_visible": _share([f.status == "lost" for f in all_visible]),
+        "occluded_while_visible": _share([f.status == "occluded" for f in all_visible]),
+        "unreported_while_visible": _share([f.status is None for f in all_visible]),
+        "steps": steps,
+        "step_errors": errors,
+        "latency_ms": latency,
+        "per_object": per_object,
+    }
+
+
+def _share(flags: Sequence[bool]) -> float | None:
+    return float(np.mean(flags)) if flags else None

@@ -23,10 +23,15 @@ callables that write its outputs into an MCAP bag on the input's timeline.
 - ``realtime``: messages arrive at their recorded pace (times ``rate``)
   while a worker thread runs the models, as on a robot; the report gives
   the age of the frame each round used.
+
+With ``tracking.backend`` set, the tracker runs too: on every frame in
+deterministic mode, at ``tracking.rate_hz`` on the newest frame in real-time
+mode; per-frame ground truth scores it (:mod:`reasonseg_ros.eval.track_eval`).
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import threading
 import time
@@ -40,9 +45,18 @@ from reasonseg_ros.config import Config
 from reasonseg_ros.deps import require
 from reasonseg_ros.engine import Engine
 from reasonseg_ros.errors import InputError
-from reasonseg_ros.eval.bag_io import BagWriter, open_bag
-from reasonseg_ros.eval.ground_truth import FILE_NAME, GroundTruth, match, parse_record, read_jsonl
+from reasonseg_ros.eval.bag_io import RESET_TOPIC, BagWriter, open_bag
+from reasonseg_ros.eval.ground_truth import (
+    FILE_NAME,
+    FrameTruth,
+    GroundTruth,
+    index_frames,
+    match,
+    parse_any,
+    read_ground_truth,
+)
 from reasonseg_ros.eval.metrics import Sample, percentiles, summarize
+from reasonseg_ros.eval.track_eval import StepRecorder, export_davis, link_rounds, score_tracking, tracking_enabled
 from reasonseg_ros.messages import parse_instruction
 from reasonseg_ros.messages.result_json import readable_envelope_id
 from reasonseg_ros.reasoner.oracle import OracleReasoner
@@ -54,6 +68,8 @@ OUTPUT_TOPICS = {
     "detections": ("/detections", "vision_msgs/msg/Detection2DArray"),
     "result": ("/result", "std_msgs/msg/String"),
     "rejection": ("/rejection", "std_msgs/msg/String"),
+    "tracks_masks": ("/tracks/masks", "sensor_msgs/msg/Image"),
+    "tracks_detections": ("/tracks/detections", "vision_msgs/msg/Detection2DArray"),
     "overlay": ("/overlay", "sensor_msgs/msg/Image"),
 }
 COLOR_MASKS_TOPIC = "/masks_color"
@@ -71,6 +87,8 @@ class ReplayOptions:
     rate: float = 1.0
     """Playback speed in real-time mode."""
     progress: bool = True
+    export_masks: Path | None = None
+    """With tracking on: write the tracked masks there as DAVIS result PNGs (bags from ``convert davis``)."""
     config_path: str | None = None
     """The config file, for the report's provenance."""
     command: str | None = None
@@ -104,22 +122,34 @@ def replay(bag: str | Path, config: Config, out_dir: str | Path, options: Replay
             reader, {image_topic: "sensor_msgs/msg/Image", instruction_topic: "std_msgs/msg/String"}
         )
         instructions, ids = _instruction_keys(reader, connections[instruction_topic], config.node.default_session)
-        records, truth_source = _ground_truth(reader, bag, options.ground_truth, config.replay.ground_truth_topic)
+        records, frame_truth, truth_source = _ground_truth(
+            reader, bag, options.ground_truth, config.replay.ground_truth_topic
+        )
+        index_frames(frame_truth)  # a frame given twice stops the run now, not after playing the bag
         matching = match(instructions, records) if records is not None else None
         if options.progress:
             require("tqdm", "the replay progress bar (or --quiet)")  # before anything is written
+        resets = [c for c in reader.connections if c.topic == RESET_TOPIC and c.msgtype == "std_msgs/msg/String"]
         engine = Engine.from_config(config)
         if isinstance(engine.reasoner, OracleReasoner):
             for index, record in matching.pairs if matching else []:
                 engine.reasoner.expect(*instructions[index], record.objects)
         out_dir.mkdir(parents=True, exist_ok=True)
+        clock: list[Callable[[], int]] = []
+        recorder = None
+        if tracking_enabled(engine, config.tracking.backend):
+            # Installed before the node core exists, so whatever it keeps of track_newest is the recorder.
+            recorder = StepRecorder(engine, lambda: clock[0]())
         with BagWriter(out_dir / "output_bag") as writer:
             player = _Player(engine, writer, config, ids, progress=options.progress)
+            clock.append(player.clock)
+            if recorder is not None:
+                player.enable_tracking()
             started = time.perf_counter()
             if options.mode == "realtime":
-                player.play_realtime(reader, list(connections.values()), options.rate)
+                player.play_realtime(reader, [*connections.values(), *resets], options.rate)
             else:
-                player.play_deterministic(reader, list(connections.values()))
+                player.play_deterministic(reader, [*connections.values(), *resets])
             wall_s = time.perf_counter() - started
             player.close()
     finally:
@@ -132,9 +162,23 @@ def replay(bag: str | Path, config: Config, out_dir: str | Path, options: Replay
         predicted = [o["mask"] for o in result["objects"]] if ok else []
         samples.append(Sample(predicted, record.masks, record.round, result["timings_ms"] if ok else {}, record.ignore))
     metrics = summarize(samples)
+    tracking_problems: list[str] = []
+    if recorder is not None:
+        records_by_index = dict(matching.pairs) if matching else {}
+        rounds = [(result, records_by_index.get(index)) for index, result in sorted(player.results.items())]
+        metrics["tracking"], tracking_problems = score_tracking(recorder.steps, frame_truth, rounds, options.mode)
+        metrics["tracking"]["backend"] = config.tracking.backend
+        sam2 = getattr(config.tracking, "sam2", None)
+        metrics["tracking"]["random_weights"] = config.tracking.backend == "sam2" and bool(
+            getattr(sam2, "random_weights", False)
+        )
+        if options.export_masks is not None:
+            links = link_rounds(frame_truth, rounds)
+            metrics["tracking"]["exported_pngs"] = export_davis(recorder.steps, rounds, links, options.export_masks)
     run = _run_info(
         bag, config, options, engine, player, matching, truth_source, wall_s, image_topic, instruction_topic
     )
+    run["mismatches"] += [f"tracking: {p}" for p in tracking_problems]
     return ReplayRun(metrics, run, player.results, samples, [index for index, _ in matching.pairs] if matching else [])
 
 
@@ -171,20 +215,24 @@ def _instruction_keys(reader: Any, connection: Any, default_session: str) -> tup
     return keys, ids
 
 
-def _ground_truth(reader: Any, bag: Path, path: Path | None, topic: str) -> tuple[list[GroundTruth] | None, str]:
+def _ground_truth(
+    reader: Any, bag: Path, path: Path | None, topic: str
+) -> tuple[list[GroundTruth] | None, list[FrameTruth], str]:
+    """Instruction records (None when there are none at all), per-frame tracking records, and where they came from."""
     if path is not None:
-        return read_jsonl(path), str(path)
+        return *read_ground_truth(path), str(path)
     sidecar = bag / FILE_NAME if bag.is_dir() else bag.with_name(FILE_NAME)
     if sidecar.is_file():
-        return read_jsonl(sidecar), str(sidecar)
+        return *read_ground_truth(sidecar), str(sidecar)
     connections = [c for c in reader.connections if c.topic == topic]
     if connections:
-        records = [
-            parse_record(json.loads(reader.deserialize(raw, conn.msgtype).data), f"{topic} message {i}")
+        parsed = [
+            parse_any(json.loads(reader.deserialize(raw, conn.msgtype).data), f"{topic} message {i}")
             for i, (conn, _, raw) in enumerate(reader.messages(connections=connections))
         ]
-        return records, f"topic {topic}"
-    return None, "none (nothing is scored)"
+        records = [r for r in parsed if isinstance(r, GroundTruth)]
+        return records, [r for r in parsed if isinstance(r, FrameTruth)], f"topic {topic}"
+    return None, [], "none (nothing is scored)"
 
 
 class _Player:
@@ -207,6 +255,8 @@ class _Player:
         self.duplicate_ids = sorted(i for i, where in self._indices.items() if len(where) > 1)
         outputs = Outputs(**{name: self._publisher(name) for name in OUTPUT_TOPICS}, overlay_wanted=lambda: True)
         self.core = NodeCore(engine, writer.types, outputs, config.node, now_ns=self.clock)
+        self.engine = engine
+        self.tracking = False
         self.bar = _progress_bar(len(ids), progress)
 
     def clock(self) -> int:
@@ -249,13 +299,28 @@ class _Player:
             self.frame_ages_ms.append((self.clock() - result["frame"]["stamp_ns"]) / 1e6)
         self.bar.update(1)
 
+    def enable_tracking(self) -> None:
+        self.tracking = True
+
     def deliver(self, connection: Any, raw: bytes, reader: Any) -> None:
         msg = reader.deserialize(raw, connection.msgtype)
         if connection.msgtype == "sensor_msgs/msg/Image":
             self.core.on_image(msg)
+        elif connection.topic == RESET_TOPIC:
+            while not self.core.idle:  # the rounds of the ending video finish first, as on a robot
+                time.sleep(0.005)
+            self.core.on_reset_session(msg)
         else:
             self.core.on_instruction(msg, assigned_id=self._ids[self._delivered])
             self._delivered += 1
+
+    def track_step(self) -> None:
+        """One forced tracking step on the newest frame, published like the node's own steps where it can."""
+        track_once = getattr(self.core, "track_once", None)
+        if track_once is not None and "force" in inspect.signature(track_once).parameters:
+            track_once(force=True)
+        else:
+            self.engine.track_newest(force=True)
 
     def play_deterministic(self, reader: Any, connections: list[Any]) -> None:
         for connection, timestamp, raw in reader.messages(connections=connections):
@@ -263,11 +328,17 @@ class _Player:
             self.deliver(connection, raw, reader)
             while self.core.process_next():
                 pass
+            if self.tracking and connection.msgtype == "sensor_msgs/msg/Image":
+                self.track_step()
 
     def play_realtime(self, reader: Any, connections: list[Any], rate: float) -> None:
         stop = threading.Event()
         worker = threading.Thread(target=self.core.run, args=(stop, 0.02), name="replay-worker", daemon=True)
         worker.start()
+        tracker = None
+        if self.tracking:
+            tracker = threading.Thread(target=self._track_loop, args=(stop,), name="replay-tracking", daemon=True)
+            tracker.start()
         try:
             for connection, timestamp, raw in reader.messages(connections=connections):
                 if self._realtime is None:
@@ -281,6 +352,18 @@ class _Player:
         finally:
             stop.set()
             worker.join()
+            if tracker is not None:
+                tracker.join()
+
+    def _track_loop(self, stop: threading.Event) -> None:
+        """The node's tracking loop where it has one; else poll ``track_newest``, which steps only when one is due."""
+        run_tracking = getattr(self.core, "run_tracking", None)
+        if run_tracking is not None:
+            run_tracking(stop)
+            return
+        while not stop.is_set():
+            if self.engine.track_newest() is None:
+                stop.wait(0.002)
 
     def close(self) -> None:
         self.bar.close()

@@ -110,6 +110,7 @@ def render_markdown(run: ReplayRun, plots: list[str]) -> str:
         "",
         *[f"- skipped {count}×: {reason}" for reason, count in r.get("frame_skip_reasons", {}).items()],
         *([""] if r.get("frame_skip_reasons") else []),
+        *tracking_section(m.get("tracking")),
         "## Mismatches and errors",
         "",
     ]
@@ -143,10 +144,28 @@ def write_plots(run: ReplayRun, out_dir: Path) -> list[Path]:
 
     figure = _latency_ecdf(run, plt, title_suffix)
     paths.append(_save(figure, out_dir / "latency_cdf.png", plt))
+    if run.metrics.get("tracking"):
+        tracking = run.metrics["tracking"]
+        suffix = " (random-weight tracker)" if tracking.get("random_weights") else ""
+        paths.append(plot_tracking(tracking, out_dir / "tracking_iou_over_time.png", plt, suffix))
     return paths
 
 
-STAGE_ORDER = ("validate", "select_frame", "reason", "embed", "decode", "encode_masks", "memory", "total")
+STAGE_ORDER = (
+    "validate",
+    "select_frame",
+    "tracker_wait",
+    "track",
+    "reason",
+    "validate_masks",
+    "embed",
+    "decode",
+    "encode_masks",
+    "reidentify",
+    "memory",
+    "seed",
+    "total",
+)
 """The stages of a round in the order they run (engine.py), ``total`` last."""
 ECDF_STAGES = ("reason", "embed", "decode", "total")
 
@@ -256,6 +275,59 @@ def _latency_ecdf(run: ReplayRun, plt: Any, title_suffix: str) -> Any:
         axis.set_xlim(left=0)
         axis.legend(fontsize=7)
     return figure
+
+
+def tracking_section(tracking: dict[str, Any] | None) -> list[str]:
+    """The report's tracking tables (J, F, J&F per object; DAVIS definitions), empty when tracking was off."""
+    if not tracking:
+        return []
+    latency = tracking["latency_ms"]
+    backend = tracking.get("backend", "?")
+    lines = [
+        "## Tracking",
+        "",
+        f"Tracker `{backend}`"
+        + (" with **randomly initialised weights**" if tracking.get("random_weights") else "")
+        + ", seeded with each round's masks (exact where the rounds hand masks over: `oracle.prompt: mask`, "
+        "`convert davis`; random where a random-weight segmenter decodes boxes or points).",
+        "",
+        f"Mode {tracking['mode']}: {tracking['steps']} tracking steps ({tracking['step_errors']} failed), "
+        f"step latency p50 / p95 {_fmt(latency.get('p50'), 2)} / {_fmt(latency.get('p95'), 2)} ms. "
+        "J is region IoU, F the boundary F-measure (tolerance "
+        f"{tracking['bound_th']:g} of the image diagonal), both DAVIS definitions; frames after each object's "
+        "seed round are scored.",
+        "",
+        "| object | label | frames | J | F | J&F | lost while visible |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for key, obj in tracking["per_object"].items():
+        lines.append(
+            f"| {key} | {obj['label']} | {obj['frames']} | {_fmt(obj['J'])} | {_fmt(obj['F'])} | "
+            f"{_fmt(obj['J&F'])} | {_fmt(obj['lost_while_visible'])} |"
+        )
+    lines += [
+        f"| **mean** | | {tracking['frames_scored']} | {_fmt(tracking['J'])} | {_fmt(tracking['F'])} | "
+        f"{_fmt(tracking['J&F'])} | {_fmt(tracking['lost_while_visible'])} |",
+        "",
+        f"Of the frames where an object was in sight, it was reported occluded on "
+        f"{_fmt(tracking['occluded_while_visible'])} and missing from the tracking output on "
+        f"{_fmt(tracking['unreported_while_visible'])} (no step yet, or a failed one).",
+        "",
+    ]
+    return lines
+
+
+def plot_tracking(tracking: dict[str, Any], path: Path, plt: Any, title_suffix: str = "") -> Path:
+    """IoU (J) over time per tracked object, on the bag's clock."""
+    figure, axis = plt.subplots(figsize=(7, 4))
+    for key, obj in tracking["per_object"].items():
+        if obj["iou_over_time"]:
+            stamps, ious = zip(*obj["iou_over_time"], strict=True)
+            axis.plot(np.asarray(stamps) / 1e9, ious, marker=".", markersize=3, label=f"{key} {obj['label']}")
+    axis.set(xlabel="frame stamp (s)", ylabel="J (IoU)", ylim=(-0.02, 1.02), title="IoU over time" + title_suffix)
+    if tracking["per_object"]:
+        axis.legend(fontsize=7, loc="lower left")
+    return _save(figure, path, plt)
 
 
 def _save(figure: Any, path: Path, plt: Any) -> Path:

@@ -48,6 +48,7 @@ def round_to_dict(result: RoundResult, *, include_masks: bool = True) -> dict[st
             "box": [float(v) for v in obj.box],
             "area": obj.area,
             "round": obj.round_index,
+            "reidentified": obj.object_id in result.reidentified,
         }
         if include_masks:
             entry["mask"] = obj.rle
@@ -66,6 +67,7 @@ def round_to_dict(result: RoundResult, *, include_masks: bool = True) -> dict[st
         "requested_stamp_ns": result.requested_stamp_ns,
         "frame_gap_ms": None if result.frame_gap_ms is None else round(result.frame_gap_ms, 3),
         "objects": objects,
+        "reidentified": list(result.reidentified),
         "rejections": [{"phrase": r.phrase, "reason": r.reason} for r in result.rejections],
         "warnings": list(result.warnings),
         "timings_ms": {k: round(v, 3) for k, v in result.timings_ms.items()},

@@ -68,6 +68,8 @@ class OracleReasoner:
         box = mask_to_box(mask)
         if box is None:
             return None
+        if self.config.prompt == "mask":
+            return Prompt(mask=mask)
         use_box = self.config.prompt in ("box", "box+points")
         points = labels = None
         if self.config.prompt in ("points", "box+points"):

@@ -19,13 +19,16 @@ pipeline without a language model. The instruction is JSON::
 
     {"targets": [{"label": "mug", "box": [x1, y1, x2, y2]},
                  {"label": "plate", "points": [[x, y], [x, y]], "point_labels": [1, 0]},
-                 {"object_id": 3}],
+                 {"object_id": 3},
+                 {"label": "cup", "mask": {"size": [h, w], "counts": "..."}}],
      "rejections": [{"phrase": "the red cup", "reason": "not on the table"}],
      "reply": "optional text"}
 
 or just the list of targets. Coordinates are pixels of the image. A target
 naming ``object_id`` re-segments a remembered object, prompted by its stored
-box unless the target gives a box or points of its own.
+box unless the target gives a box or points of its own. A ``mask`` (COCO
+RLE of the image's size) is taken as the object's mask as it is: the first-frame
+annotation of a video-object-segmentation benchmark, or a click tool's mask.
 """
 
 from __future__ import annotations
@@ -36,12 +39,13 @@ from typing import Any
 import numpy as np
 
 from reasonseg_ros.errors import InputError
+from reasonseg_ros.masks import check_rle, decode_rle
 from reasonseg_ros.memory import MemoryView
 from reasonseg_ros.reasoner.validate import is_number as _is_number
 from reasonseg_ros.types import Prompt, ReasonerOutput, Rejection, Target
 
 EXAMPLE = '{"targets": [{"label": "mug", "box": [10, 20, 120, 140]}]}'
-TARGET_KEYS = {"label", "box", "points", "point_labels", "object_id", "score"}
+TARGET_KEYS = {"label", "box", "points", "point_labels", "mask", "object_id", "score"}
 
 
 class PromptReasoner:
@@ -107,9 +111,10 @@ def _target(entry: Any, where: str, width: int, height: int, memory: MemoryView)
             )
     box = _box(entry["box"], f"{where}.box", width, height) if "box" in entry else None
     points, labels = _points(entry, where, width, height)
-    if box is None and points is None:
+    mask = _mask(entry["mask"], f"{where}.mask", width, height) if "mask" in entry else None
+    if box is None and points is None and mask is None:
         if remembered is None:
-            raise InputError(f"{where} needs a box, points or an object_id")
+            raise InputError(f"{where} needs a box, points or an object_id, or a mask")
         box = np.asarray(remembered.box, dtype=np.float32)
     label = entry.get("label", remembered.label if remembered else "object")
     if not isinstance(label, str):
@@ -117,7 +122,20 @@ def _target(entry: Any, where: str, width: int, height: int, memory: MemoryView)
     score = entry.get("score", 1.0)
     if not _is_number(score):
         raise InputError(f"{where}.score must be a number")
-    return Target(label, Prompt(points=points, point_labels=labels, box=box), float(score), object_id)
+    prompt = Prompt(points=points, point_labels=labels, box=box, mask=mask)
+    return Target(label, prompt, float(score), object_id)
+
+
+def _mask(value: Any, where: str, width: int, height: int) -> np.ndarray:
+    """A COCO RLE target mask, checked against the frame's size before it is decoded."""
+    try:
+        rle = check_rle(value, (height, width))
+    except ValueError as exc:
+        raise InputError(f"{where}: {exc}") from None
+    mask = decode_rle(rle)
+    if not mask.any():
+        raise InputError(f"{where} is empty: a mask target needs at least one pixel")
+    return mask
 
 
 def _box(value: Any, where: str, width: int, height: int) -> np.ndarray:

@@ -12,4 +12,4 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Everything that imports rclpy lives here; node_core and params are rclpy-free."""
+"""Everything that imports rclpy lives here (node.py); node_core, params and runtime are rclpy-free."""

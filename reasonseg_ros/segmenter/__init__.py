@@ -38,6 +38,12 @@ def create_segmenter(config: SegmenterConfig, reasoner: Any = None) -> Segmenter
                 raise ConfigError("segmenter.checkpoint: from_reasoner needs reasoner.backend: seg_token")
             return TorchSamSegmenter.from_state_dict(reasoner.sam_state_dict(), config)
         return TorchSamSegmenter.from_config(config)
+    if config.backend == "sam2":
+        from reasonseg_ros.segmenter.sam2_image import Sam2ImageSegmenter
+
+        if config.checkpoint == "from_reasoner":
+            raise ConfigError("segmenter.checkpoint: from_reasoner needs a SAM backend (torch), not sam2")
+        return Sam2ImageSegmenter.from_config(config)
     if config.backend in ("onnx", "tensorrt"):
         from reasonseg_ros.segmenter.exported import ExportedSamSegmenter
 

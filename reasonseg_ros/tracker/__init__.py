@@ -30,6 +30,14 @@ def create_tracker(config: TrackingConfig, segmenter: Any = None) -> Tracker | N
     """
     if config.backend == "none":
         return None
+    if config.backend == "flow":
+        from reasonseg_ros.tracker.flow import FlowTracker
+
+        return FlowTracker(config.flow)
+    if config.backend == "sam2":
+        from reasonseg_ros.tracker.sam2_tracker import Sam2Tracker
+
+        return Sam2Tracker.from_config(config.sam2, segmenter)
     raise ConfigError(f"tracking.backend '{config.backend}' is not available")
 
 

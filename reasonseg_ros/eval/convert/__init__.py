@@ -22,7 +22,7 @@ from pathlib import Path
 from reasonseg_ros.eval.convert import grefcoco, multiround, reasonseg, refcoco
 from reasonseg_ros.eval.convert.common import ImageSample, write_bag
 
-FORMATS = ("refcoco", "refcoco+", "refcocog", "fprefcoco", "grefcoco", "reasonseg", "multiround")
+FORMATS = ("refcoco", "refcoco+", "refcocog", "fprefcoco", "grefcoco", "reasonseg", "multiround", "davis")
 FORMAT_HELP = {
     "refcoco": "SRC holds instances.json and refs(<split_by>).p; images under --images (default SRC/images)",
     "refcoco+": "as refcoco (RefCOCO+ refs)",
@@ -60,7 +60,14 @@ def convert(
     limit: int | None = None,
     progress: bool = False,
 ) -> tuple[Path, int, int]:
-    """Write the bag and its ground truth; returns (bag, images, instructions)."""
+    """Write the bag and its ground truth; returns (bag, images, instructions).
+
+    ``davis`` (DAVIS 2017, MOSE: videos) writes sequences of frames; its ``limit`` counts sequences.
+    """
+    if fmt == "davis":
+        from reasonseg_ros.eval.convert import davis
+
+        return davis.convert(src, out, split, limit)
     samples = dataset_samples(fmt, Path(src), Path(images) if images else None, split, split_by)
     return write_bag(samples, out, limit, progress=progress)
 

@@ -17,17 +17,20 @@
 The model sees the image, a system text that fixes the JSON answer and the
 coordinate convention of its family, the remembered objects of the session
 (id, label, box in the model's coordinates, round), and the instruction.
+With live tracking the box is where the object is now, and an object out of
+sight is listed as "not visible for 4.2 s" or "lost" instead of with a box
+that is no longer true (docs/tracking.md).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reasonseg_ros.memory import MemoryView
+from reasonseg_ros.memory import MemoryView, last_seen_ns
 from reasonseg_ros.reasoner.vlm.coords import CoordinateFrame
 from reasonseg_ros.types import SegmentedObject
 
-PROMPT_VERSION = "vlm-json-1"
+PROMPT_VERSION = "vlm-json-2"
 """Changes whenever the wording or the answer schema changes; reported in the reasoner's name."""
 
 ANSWER_SCHEMA = (
@@ -93,12 +96,25 @@ def memory_block(memory: MemoryView, frame: CoordinateFrame, cap: int) -> tuple[
         return "Remembered objects: none.", ()
     lines = ["Remembered objects from earlier rounds (most recent first):"]
     for obj in listed:
-        box = ", ".join(_number(v) for v in frame.box_from_pixels(obj.box))
-        lines.append(f'- id {obj.object_id}: "{obj.label}", box [{box}], round {obj.round_index}')
+        where = _where(obj, frame, memory.now_ns)
+        lines.append(f'- id {obj.object_id}: "{obj.label}", {where}, round {obj.round_index}')
     left_out = len(memory.objects) - len(listed)
     if left_out > 0:
         lines.append(f"({left_out} older objects are not listed.)")
     return "\n".join(lines), tuple(o.object_id for o in listed)
+
+
+def _where(obj: SegmentedObject, frame: CoordinateFrame, now_ns: int | None) -> str:
+    """Where a remembered object is: its box (the tracked one, when tracking follows it), or how long it is unseen."""
+    box = "[" + ", ".join(_number(v) for v in frame.box_from_pixels(obj.box)) + "]"
+    unseen = "" if now_ns is None else f" for {max(now_ns - last_seen_ns(obj), 0) / 1e9:.1f} s"
+    if obj.status == "occluded":
+        return f"not visible{unseen} (last seen at box {box})"
+    if obj.status == "lost":
+        return f"lost (not seen{unseen})"
+    if obj.updated_stamp_ns is not None:
+        return f"box {box} (where it is now)"
+    return f"box {box}"
 
 
 def build_prompt(
