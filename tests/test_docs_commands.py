@@ -38,14 +38,18 @@ SKIP: list[tuple[str, str]] = [
     # (regular expression matched against the command, why it cannot run here)
     (r"^bash scripts/setup\.sh$", "rebuilds the virtual environment: CI (.ci/run) runs it before the tests"),
     (r"-m pytest", "the test suite this check is part of"),
-    (r"^(cd|git|colcon|source) ", "ROS 2 workspace steps: need a ROS installation"),
+    (r"^(cd|git|source|sudo apt|rosdep|python3 -m venv) ", "ROS 2 workspace steps"),
+    (r"^touch \.venv/COLCON_IGNORE$", "ROS 2 workspace steps"),
+    (r"^mkdir -p '?~/ros2_ws", "ROS 2 workspace steps"),
+    (r"colcon", "builds a ROS 2 workspace: needs a ROS installation"),
     (r"^ros2 ", "needs a running ROS 2 graph"),
     (r"pip install", "installs packages: the environment is built by scripts/setup.sh"),
     (r"^vllm ", "a GPU inference server"),
     (r"benchmarks/", "benchmarks take minutes and are never run as tests (docs/performance.md)"),
     (r"--config config/(vlm_local|seg_token_\w+)\.yaml", "a 7B model on a GPU, weights from the hub"),
     (r"--config config/cpu_detector\.yaml", "fetches SAM ViT-B and Grounding DINO: no network on the build machines"),
-    (r"^reasonseg convert \w+ /data/", "needs the dataset on disk"),
+    (r"^(\.venv/bin/)?reasonseg convert ", "converts a dataset: not on the build machines"),
+    (r"^(\.venv/bin/)?reasonseg replay (?!demo_bag )", "replays a converted dataset: not on the build machines"),
     (r"^reasonseg export .*--checkpoint '?~/", "needs the official SAM checkpoint (and --tensorrt a GPU)"),
 ]
 RUN = re.compile(r"^(\.venv/bin/)?reasonseg (demo-bag|replay|segment) ")
