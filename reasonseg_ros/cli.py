@@ -210,6 +210,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         rate=args.rate,
         progress=not args.quiet,
         export_masks=Path(args.export_masks) if args.export_masks else None,
+        protocol=args.protocol,
         config_path=args.config,
         command=" ".join(["reasonseg", *(argv_of(args))]),
     )
@@ -225,7 +226,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
     else:
         print(f"weights: {run.run['segmenter']}")
     m = run.metrics
-    print(f"gIoU {m['gIoU']}, cIoU {m['cIoU']}, N-acc {m['N-acc']}, T-acc {m['T-acc']} over {m['samples']} samples")
+    print(
+        f"gIoU {m['gIoU']}, cIoU {m['cIoU']}, N-acc {m['N-acc']}, T-acc {m['T-acc']} over {m['samples']} samples"
+        f" ({m['protocol']} protocol)"
+    )
+    if "reference" in m:
+        r = m["reference"]
+        print(f"gIoU {r['gIoU']}, cIoU {r['cIoU']}, N-acc {r['N-acc']}, T-acc {r['T-acc']} (reference protocol)")
     if m.get("tracking"):
         t = m["tracking"]
         print(f"tracking J&F {t['J&F']} (J {t['J']}, F {t['F']}) over {t['objects']} objects, {t['steps']} steps")
@@ -313,6 +320,14 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--gt", help="ground-truth JSON lines (default: ground_truth.jsonl in the bag folder)")
     rep.add_argument("--mode", choices=["deterministic", "realtime"], default="deterministic")
     rep.add_argument("--rate", type=float, default=1.0, help="playback rate in realtime mode")
+    rep.add_argument(
+        "--protocol",
+        choices=["free", "reference", "both"],
+        default="free",
+        help="free: the model answers freely (default); reference: seg_token models are posed each sample and "
+        "teacher-forced its ground-truth answer as their published evaluations did (docs/seg_token.md); "
+        "both: free, then reference on the same loaded models, reported side by side",
+    )
     rep.add_argument("--image-topic", help="default: replay.image_topic of the config")
     rep.add_argument("--instruction-topic", help="default: replay.instruction_topic of the config")
     rep.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -204,6 +204,9 @@ class VlmConfig:
     """Sampling temperature, used only with do_sample."""
     point_mode: Literal["direct", "query"] = "direct"
     """direct: the answer carries the points (PPG); query: candidate points asked yes/no (PQPP)."""
+    query_layout: Literal["ring", "paper"] = "ring"
+    """Query-mode candidates and rule: ring (grid in the box + ring around it, the query_* thresholds and cap)
+    or paper (SAM4MLLM's 15 in-box points, P(yes) > 0.75 positive, P(no) > 0.9 negative; docs/vlm.md)."""
     query_candidates: int = ranged(20, low=1)
     """Candidate points per target in query mode (inside and around its box)."""
     query_margin: float = ranged(0.15, low=0.0)

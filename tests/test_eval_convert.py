@@ -172,6 +172,11 @@ def test_grefcoco_multi_and_no_target(tmp_path):
     _, _, records = read_bag(bag)
     assert [len(r.objects) for r in records] == [2, 0]
     assert [r.text for r in records] == ["cup and plate", "the dog"]
+    # GSVA's evaluation asks all of an image's expressions in one question: each record knows them all
+    assert [r.extra["reference"] for r in records] == [
+        {"dataset": "grefcoco", "group": ["cup and plate", "the dog"], "present": [True, False], "position": k}
+        for k in range(2)
+    ]
 
 
 def test_reasonseg_with_ignore_regions(tmp_path):
@@ -194,6 +199,11 @@ def test_reasonseg_with_ignore_regions(tmp_path):
     assert records[0].ignore is not None
     target, ignore = decode_rle(records[0].objects[0][1]), decode_rle(records[0].ignore)
     assert not (target & ignore).any() and target.sum() > 0 and ignore.sum() > 0
+    # the references pose a sentence as such and score only the first text of an image
+    assert [r.extra["reference"] for r in records] == [
+        {"dataset": "reasonseg", "is_sentence": True, "first": True},
+        {"dataset": "reasonseg", "is_sentence": True, "first": False},
+    ]
 
 
 def test_multiround_dialogue_shares_a_session(tmp_path):

@@ -82,7 +82,7 @@ def run():
         "last_skip_reason": None,
         "provenance": provenance("config/demo_oracle.yaml", "reasonseg replay demo_bag"),
     }
-    return ReplayRun(summarize(samples), info, results, samples, [0, 1, 2])
+    return ReplayRun(summarize(samples), info, results, samples, sample_indices=[0, 1, 2])
 
 
 def test_per_instruction_table(run):

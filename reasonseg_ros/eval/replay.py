@@ -37,7 +37,7 @@ import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -89,6 +89,11 @@ class ReplayOptions:
     progress: bool = True
     export_masks: Path | None = None
     """With tracking on: write the tracked masks there as DAVIS result PNGs (bags from ``convert davis``)."""
+    protocol: Literal["free", "reference", "both"] = "free"
+    """free: the model answers freely, as on the robot; reference: each instruction is posed and its
+    ground-truth answer teacher-forced as the model's published evaluation did (``seg_token`` only,
+    docs/seg_token.md); both: free, then reference with the same loaded models (its figures under
+    ``metrics["reference"]``, its output bag in ``reference/``)."""
     config_path: str | None = None
     """The config file, for the report's provenance."""
     command: str | None = None
@@ -104,14 +109,36 @@ class ReplayRun:
     results: dict[int, dict[str, Any]] = field(default_factory=dict)
     """Parsed result JSON per instruction index."""
     samples: list[Sample] = field(default_factory=list)
+    models: tuple[Any, Any] | None = None
+    """The ``(segmenter, reasoner)`` the run loaded, for a second run on the same models."""
     sample_indices: list[int] = field(default_factory=list)
     """Instruction index (key of ``results``) of each sample."""
 
 
-def replay(bag: str | Path, config: Config, out_dir: str | Path, options: ReplayOptions | None = None) -> ReplayRun:
-    """Replay ``bag`` through the engine; writes the output bag into ``out_dir`` and returns the figures."""
+def replay(
+    bag: str | Path,
+    config: Config,
+    out_dir: str | Path,
+    options: ReplayOptions | None = None,
+    models: tuple[Any, Any] | None = None,
+) -> ReplayRun:
+    """Replay ``bag`` through the engine; writes the output bag into ``out_dir`` and returns the figures.
+
+    ``models``: an already loaded ``(segmenter, reasoner)`` to build the engine from (``both`` reuses them).
+    """
     options = options or ReplayOptions()
     bag, out_dir = Path(bag), Path(out_dir)
+    if options.protocol != "free" and config.reasoner.backend != "seg_token":
+        raise ValueError(
+            f"--protocol {options.protocol} needs a seg_token reasoner (LISA, GSVA, READ), "
+            f"not reasoner.backend {config.reasoner.backend}"
+        )
+    if options.protocol == "both":
+        free = replay(bag, config, out_dir, replace(options, protocol="free"), models)
+        reference = replay(bag, config, out_dir / "reference", replace(options, protocol="reference"), free.models)
+        free.metrics["reference"] = reference.metrics
+        free.run["protocol"] = "both"
+        return free
     image_topic = options.image_topic or config.replay.image_topic
     instruction_topic = options.instruction_topic or config.replay.instruction_topic
     if image_topic == instruction_topic:
@@ -130,10 +157,12 @@ def replay(bag: str | Path, config: Config, out_dir: str | Path, options: Replay
         if options.progress:
             require("tqdm", "the replay progress bar (or --quiet)")  # before anything is written
         resets = [c for c in reader.connections if c.topic == RESET_TOPIC and c.msgtype == "std_msgs/msg/String"]
-        engine = Engine.from_config(config)
+        engine = Engine.from_config(config) if models is None else Engine(*models, config)
+        loaded = (engine.segmenter, engine.reasoner)
         if isinstance(engine.reasoner, OracleReasoner):
             for index, record in matching.pairs if matching else []:
                 engine.reasoner.expect(*instructions[index], record.objects)
+        scored = _reference_protocol(engine, instructions, matching) if options.protocol == "reference" else None
         out_dir.mkdir(parents=True, exist_ok=True)
         clock: list[Callable[[], int]] = []
         recorder = None
@@ -156,12 +185,23 @@ def replay(bag: str | Path, config: Config, out_dir: str | Path, options: Replay
         reader.close()
 
     samples = []
+    rejected: list[tuple[bool, bool]] = []
     for index, record in matching.pairs if matching else []:
+        if scored is not None and index not in scored:
+            continue  # left out by the reference evaluation (ReasonSeg texts after an image's first)
         result = player.results.get(index)
         ok = bool(result and result["ok"])
         predicted = [o["mask"] for o in result["objects"]] if ok else []
         samples.append(Sample(predicted, record.masks, record.round, result["timings_ms"] if ok else {}, record.ignore))
+        rejected.append((bool(record.objects), bool(ok and result["rejections"])))
     metrics = summarize(samples)
+    metrics["protocol"] = options.protocol
+    if scored is not None and getattr(engine.reasoner, "rej_id", None) is not None:
+        # GSVA's eval_gres: N-acc / T-acc from the predicted marker, masks scored regardless
+        without = [r for present, r in rejected if not present]
+        with_target = [not r for present, r in rejected if present]
+        metrics["N-acc"] = sum(without) / len(without) if without else None
+        metrics["T-acc"] = sum(with_target) / len(with_target) if with_target else None
     tracking_problems: list[str] = []
     if recorder is not None:
         records_by_index = dict(matching.pairs) if matching else {}
@@ -179,7 +219,42 @@ def replay(bag: str | Path, config: Config, out_dir: str | Path, options: Replay
         bag, config, options, engine, player, matching, truth_source, wall_s, image_topic, instruction_topic
     )
     run["mismatches"] += [f"tracking: {p}" for p in tracking_problems]
-    return ReplayRun(metrics, run, player.results, samples, [index for index, _ in matching.pairs] if matching else [])
+    sample_indices = [index for index, _ in matching.pairs] if matching else []
+    return ReplayRun(metrics, run, player.results, samples, loaded, sample_indices)
+
+
+def _reference_protocol(engine: Engine, instructions: list[tuple[str, str]], matching: Any) -> set[int]:
+    """Wrap the seg_token reasoner so that each instruction is answered as its reference evaluation does.
+
+    Returns the instruction indices the reference scores.
+    """
+    from reasonseg_ros.reasoner.seg_token.reasoner import SegTokenReasoner
+    from reasonseg_ros.reasoner.seg_token.reference import ReferenceProtocol, reference_round
+
+    inner = engine.reasoner
+    if not isinstance(inner, SegTokenReasoner):
+        raise ValueError(f"--protocol reference needs a seg_token reasoner (LISA, GSVA, READ), not {inner.name}")
+    if matching is None:
+        raise ValueError("--protocol reference needs ground truth: it teacher-forces the ground-truth answers")
+    wrapper = ReferenceProtocol(inner)
+    scored = set()
+    for index, record in matching.pairs:
+        info = record.extra.get("reference", {})
+        sample = reference_round(
+            inner.layout.name,
+            record.text,
+            bool(record.objects),
+            referring=info.get("dataset", "refcoco") != "reasonseg",
+            is_sentence=bool(info.get("is_sentence", False)),
+            first=bool(info.get("first", True)),
+            group=tuple(zip(info.get("group", []), info.get("present", []), strict=False)),
+            position=int(info.get("position", 0)),
+        )
+        wrapper.expect(*instructions[index], sample)
+        if sample.scored:
+            scored.add(index)
+    engine.reasoner = wrapper
+    return scored
 
 
 def _connections(reader: Any, wanted: dict[str, str]) -> dict[str, Any]:
@@ -390,6 +465,7 @@ def _run_info(
     return {
         "bag": str(bag),
         "mode": options.mode,
+        "protocol": options.protocol,
         "rate": options.rate,
         "topics": {"image": image_topic, "instruction": instruction_topic},
         "ground_truth": truth_source,

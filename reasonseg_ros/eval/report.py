@@ -51,6 +51,14 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
+def _protocols(m: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The accuracy rows: the run's own protocol, then the reference protocol's when both ran."""
+    rows = [(m.get("protocol", "free"), m)]
+    if "reference" in m:
+        rows.append(("reference (ground-truth answer teacher-forced)", m["reference"]))
+    return rows
+
+
 def render_markdown(run: ReplayRun, plots: list[str]) -> str:
     m, r = run.metrics, run.run
     lines = ["# Replay report", ""]
@@ -74,10 +82,13 @@ def render_markdown(run: ReplayRun, plots: list[str]) -> str:
         "",
         "## Accuracy",
         "",
-        "| gIoU | cIoU | N-acc | T-acc | samples (with / without target) |",
-        "| --- | --- | --- | --- | --- |",
-        f"| {_fmt(m['gIoU'])} | {_fmt(m['cIoU'])} | {_fmt(m['N-acc'])} | {_fmt(m['T-acc'])} | "
-        f"{m['samples']} ({m['samples_with_target']} / {m['samples_without_target']}) |",
+        "| protocol | gIoU | cIoU | N-acc | T-acc | samples (with / without target) |",
+        "| --- | --- | --- | --- | --- | --- |",
+        *[
+            f"| {name} | {_fmt(a['gIoU'])} | {_fmt(a['cIoU'])} | {_fmt(a['N-acc'])} | {_fmt(a['T-acc'])} | "
+            f"{a['samples']} ({a['samples_with_target']} / {a['samples_without_target']}) |"
+            for name, a in _protocols(m)
+        ],
         "",
         "Precision at IoU (samples with a target): "
         + ", ".join(f"Pr@{t} {_fmt(v)}" for t, v in m["precision"].items()),

@@ -16,12 +16,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import shutil
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -46,12 +48,30 @@ class Query:
     session: str
     round: int = 0
     ignore: RLE | None = None
+    extra: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    """Kept in the ground-truth record's ``extra`` (``reference``: how the reference evaluations pose it)."""
 
 
 @dataclass(frozen=True)
 class ImageSample:
     image: Path
     queries: tuple[Query, ...]
+
+
+def referring_group(queries: Sequence[Query], dataset: str) -> tuple[Query, ...]:
+    """Mark each of an image's referring queries with all of them, as GSVA's evaluation asks them together.
+
+    ``extra["reference"]``: ``dataset``, the image's phrases in order (``group``), which are present and
+    this query's ``position`` (``reasoner/seg_token/reference.py``).
+    """
+    group = [q.text for q in queries]
+    present = [bool(q.objects) for q in queries]
+    return tuple(
+        dataclasses.replace(
+            q, extra={"reference": {"dataset": dataset, "group": group, "present": present, "position": k}}
+        )
+        for k, q in enumerate(queries)
+    )
 
 
 def load_rgb(path: Path) -> np.ndarray:
@@ -157,7 +177,14 @@ def _write(samples: Iterable[ImageSample], out: Path, limit: int | None) -> tupl
                 )
                 records.append(
                     GroundTruth(
-                        len(records), query.session, query.round, query.text, query.objects, stamp, query.ignore
+                        len(records),
+                        query.session,
+                        query.round,
+                        query.text,
+                        query.objects,
+                        stamp,
+                        query.ignore,
+                        dict(query.extra),
                     )
                 )
     write_jsonl(out / FILE_NAME, records)

@@ -26,7 +26,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from reasonseg_ros.eval.convert.common import ImageSample, Query, coco_segmentation_to_rle
+from reasonseg_ros.eval.convert.common import ImageSample, Query, coco_segmentation_to_rle, referring_group
 from reasonseg_ros.eval.convert.refcoco import load_instances
 
 
@@ -72,4 +72,4 @@ def samples(src: Path, images_dir: Path, split: str | None, split_by: str | None
             for sentence in ref["sentences"]:
                 session = f"grefcoco-{ref['ref_id']}-{sentence.get('sent_id', len(queries))}"
                 queries.append(Query(sentence["sent"], objects, session))
-        yield ImageSample(images_dir / info["file_name"], tuple(queries))
+        yield ImageSample(images_dir / info["file_name"], referring_group(queries, "grefcoco"))

@@ -56,8 +56,16 @@ def samples(src: Path) -> Iterator[ImageSample]:
         if ignore_rle is not None:  # an ignored region wins over the target, as in LISA's evaluation
             target_rle = encode_rle(decode_rle(target_rle) & ~decode_rle(ignore_rle))
         texts = data["text"] if isinstance(data["text"], list) else [data["text"]]
+        sentence = bool(data.get("is_sentence", False))
         queries = tuple(
-            Query(text, (("target", target_rle),), f"reasonseg-{path.stem}-{i}", ignore=ignore_rle)
+            Query(
+                text,
+                (("target", target_rle),),
+                f"reasonseg-{path.stem}-{i}",
+                ignore=ignore_rle,
+                # the references pose a sentence and a phrase differently and score only an image's first text
+                extra={"reference": {"dataset": "reasonseg", "is_sentence": sentence, "first": i == 0}},
+            )
             for i, text in enumerate(texts)
         )
         yield ImageSample(image_path, queries)

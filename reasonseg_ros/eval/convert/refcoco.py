@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from reasonseg_ros.eval.convert.common import ImageSample, Query, coco_segmentation_to_rle
+from reasonseg_ros.eval.convert.common import ImageSample, Query, coco_segmentation_to_rle, referring_group
 
 
 class PlainDataUnpickler(pickle.Unpickler):
@@ -97,4 +97,4 @@ def samples(src: Path, images_dir: Path, split: str | None, split_by: str | None
                         session=f"{name}-{ref['ref_id']}-{sentence.get('sent_id', len(queries))}",
                     )
                 )
-        yield ImageSample(images_dir / info["file_name"], tuple(queries))
+        yield ImageSample(images_dir / info["file_name"], referring_group(queries, name))

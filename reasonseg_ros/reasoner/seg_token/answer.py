@@ -14,8 +14,21 @@
 
 """Generated answer -> ``[SEG]`` targets and ``[REJ]`` rejections, in the order the model wrote them.
 
-GSVA writes ``"phrase:[SEG]"`` per target and ``"phrase:[REJ]"`` per absent
-one; LISA writes ``"Sure, it is [SEG]."``, which names no phrase.
+GSVA is trained on five answer forms per target (LeapLabTHU/GSVA
+``model/llava/constants.py``, ``ANSWER_LIST_MODE4_TEMPLATE``), joined by
+``", "`` after an opening (``"The segmentation results are"``, ``"Sure, they
+are"``, ``"Sure,"``) and closed by ``"."``; an absent target has ``[REJ]``
+in place of ``[SEG]``:
+
+- ``"{c} [SEG]"``
+- ``"{c}:[SEG]"``
+- ``"the mask of {c} is [SEG]"``
+- ``"the segmentation of {c} is [SEG]"``
+- ``"the referred {c} is [SEG]"``
+
+and validated with ``"Sure,{c}:[SEG], {c2}:[REJ]."`` (``data/dataset.py``
+``ValDataset``). LISA and READ write ``"Sure, it is [SEG]."`` or
+``"Sure, the segmentation result is [SEG]."``, which name no phrase.
 """
 
 from __future__ import annotations
@@ -24,8 +37,15 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-_LEADING = re.compile(r"^(?:and|or|but|also|then)\b\s*", re.IGNORECASE)
 _SPACES = re.compile(r"\s+")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n")
+_SEPARATOR = re.compile(r"^[\s,;]*(?:(?:and|or|but|also|then)\b)?[\s,;]*", re.IGNORECASE)
+_OPENING = re.compile(
+    r"^(?:sure\b[\s,]*)?(?:(?:the segmentation results are|they are|here they are)\b\s*)?", re.IGNORECASE
+)
+_WRAPPED = re.compile(r"^(?:the mask of|the segmentation of|the referred)\s+(?P<phrase>.+?)\s+is$", re.IGNORECASE)
+_NO_PHRASE = re.compile(r"(?:^|\s)(?:is|are)$|^(?:it|this|that|here|sure)$", re.IGNORECASE)
+"""``"it is"``, ``"the segmentation result is"``, ``"here"``: LISA-style fillers, not a phrase."""
 
 
 @dataclass(frozen=True)
@@ -56,12 +76,23 @@ def parse_answer(
 
 
 def phrase_before(text: str) -> str | None:
-    """``", and the plate:"`` -> ``"the plate"``; None unless the text ends with a colon."""
-    text = text.rstrip()
-    if not text.endswith(":"):
-        return None
-    clause = re.split(r"[,;.!?\n]", text[:-1])[-1]
-    clause = _LEADING.sub("", clause.strip()).strip()
+    """The phrase a marker refers to, from the text between the previous marker and it; None if it names none.
+
+    ``"Sure, they are the mug "`` -> ``"the mug"``; ``", the mask of the plate is "`` -> ``"the plate"``;
+    ``"Sure,the cup:"`` -> ``"the cup"``; ``"Sure, it is "`` -> None.
+    """
+    clause = _SENTENCE.split(text.strip())[-1]  # only the last sentence can hold the phrase
+    clause = _SEPARATOR.sub("", clause.strip(), count=1)
+    clause = _OPENING.sub("", clause, count=1).strip()
+    if clause.endswith(":"):
+        clause = clause[:-1].strip()
+    else:
+        wrapped = _WRAPPED.match(clause)
+        if wrapped:
+            clause = wrapped["phrase"]
+        elif _NO_PHRASE.search(clause):
+            return None
+    clause = _SEPARATOR.sub("", clause, count=1).strip()
     return _SPACES.sub(" ", clause) or None
 
 

@@ -39,7 +39,7 @@ from reasonseg_ros.reasoner.seg_token.layouts import (
     merge_lora,
     split_state,
 )
-from reasonseg_ros.reasoner.seg_token.model import SegTokenModel, torch, transformers
+from reasonseg_ros.reasoner.seg_token.model import SegTokenModel, clip_processor, torch, transformers
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 LLAMA_KEYS = (
@@ -151,6 +151,10 @@ def load(settings: Any) -> Loaded:
     if merged:
         notes.append(f"merged LoRA into {merged} layers (alpha {settings.lora_alpha:g})")
     model = assemble(split.model, config, settings, layout, notes)
+    try:
+        model.image_processor = clip_processor(model.image_size, folder)
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{folder}/preprocessor_config.json: {exc}") from exc
     return Loaded(model, tokenizer, layout, config, split.sam, notes)
 
 

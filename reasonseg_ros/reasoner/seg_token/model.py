@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from reasonseg_ros.deps import require
@@ -37,6 +38,33 @@ nn = torch.nn
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+def clip_processor(image_size: int, folder: str | Path | None = None) -> Any:
+    """transformers' CLIP image processor, as LISA / GSVA / READ preprocess.
+
+    Shortest side to ``image_size`` (bicubic), centre crop, CLIP mean / std. Settings come from
+    ``preprocessor_config.json`` in ``folder`` when there is one, else from the published
+    ``openai/clip-vit-large-patch14(-336)`` configs (the same values at 224 and 336). The PIL backend is
+    preferred: the references ran transformers 4's ``CLIPImageProcessor``, which resizes with PIL.
+    """
+    cls = getattr(transformers, "CLIPImageProcessorPil", None) or transformers.CLIPImageProcessor
+    config = Path(folder) / "preprocessor_config.json" if folder is not None else None
+    if config is not None and config.is_file():
+        processor = cls.from_pretrained(str(folder))
+    else:
+        processor = cls(
+            size={"shortest_edge": image_size},
+            crop_size={"height": image_size, "width": image_size},
+            do_center_crop=True,
+            resample=3,  # PIL bicubic
+            image_mean=list(CLIP_MEAN),
+            image_std=list(CLIP_STD),
+        )
+    crop = processor.crop_size or {}
+    if (crop.get("height"), crop.get("width")) != (image_size, image_size):
+        raise ValueError(f"{config}: crop_size {crop} does not match the vision tower's {image_size}")
+    return processor
 
 
 def build_projector(kind: str, vision_width: int, hidden: int) -> Any:
@@ -88,6 +116,8 @@ class SegTokenModel(nn.Module):
         self.select_layer = select_layer
         self.memory_encoder: Any = None
         """Optional SegLLM-style encoder of remembered objects (``segllm.py``)."""
+        self.image_processor: Any = None
+        """CLIP preprocessing (:func:`clip_processor`); the loader sets the checkpoint's, else built on first use."""
 
     @property
     def image_size(self) -> int:
@@ -103,19 +133,12 @@ class SegTokenModel(nn.Module):
         return int(self.language_model.config.hidden_size)
 
     def preprocess(self, image: Any) -> Any:
-        """H×W×3 uint8 RGB -> CLIP pixels ``(1, 3, S, S)``: shortest side to S, centre crop, CLIP normalisation."""
+        """H×W×3 uint8 RGB -> CLIP pixels ``(1, 3, S, S)`` through transformers' CLIP image processor."""
+        if self.image_processor is None:
+            self.image_processor = clip_processor(self.image_size)
         param = next(self.vision_tower.parameters())
-        pixels = torch.as_tensor(image).permute(2, 0, 1)[None].float()
-        side = self.image_size
-        height, width = pixels.shape[-2:]
-        scale = side / min(height, width)
-        size = (max(side, round(height * scale)), max(side, round(width * scale)))
-        pixels = nn.functional.interpolate(pixels, size=size, mode="bicubic", align_corners=False, antialias=True)
-        top, left = (size[0] - side) // 2, (size[1] - side) // 2
-        pixels = pixels[..., top : top + side, left : left + side].clamp(0, 255) / 255.0
-        mean = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)
-        std = torch.tensor(CLIP_STD).view(1, 3, 1, 1)
-        return ((pixels - mean) / std).to(device=param.device, dtype=param.dtype)
+        pixels = self.image_processor(images=image, return_tensors="pt")["pixel_values"]
+        return pixels.to(device=param.device, dtype=param.dtype)
 
     def encode_image(self, pixels: Any) -> Any:
         """CLIP patch features of layer ``select_layer`` (CLS dropped), projected: ``(1, Np, H)``."""

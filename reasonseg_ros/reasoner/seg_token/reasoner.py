@@ -44,6 +44,7 @@ from reasonseg_ros.reasoner.seg_token.conversation import (
 )
 from reasonseg_ros.reasoner.seg_token.layouts import Layout
 from reasonseg_ros.reasoner.seg_token.model import SegTokenModel, seg_state_positions, torch
+from reasonseg_ros.reasoner.seg_token.reference import ReferenceRound
 from reasonseg_ros.reasoner.seg_token.sasp import SasPSettings, points_from_similarity, similarity
 from reasonseg_ros.types import Prompt, ReasonerOutput, Rejection, Target
 
@@ -174,24 +175,71 @@ class SegTokenReasoner:
         """Run a given answer through the model as the reference training/eval code does."""
         prompt = tokenize_with_image(self.tokenizer, self.prompt_text(text, memory))
         full = tokenize_with_image(self.tokenizer, self.prompt_text(text, memory, answer))
+        with torch.inference_mode():
+            pixels = self.model.preprocess(image)
+            extra = self._memory_tokens(image, memory)
+            decoded = self._forced(prompt, full, pixels, extra)
+            return self.build_output(image, text, decoded), decoded
+
+    def reference(self, image: np.ndarray, sample: ReferenceRound) -> ReasonerOutput:
+        """Answer one sample as the model's own evaluation scores it (``reference.py``).
+
+        Its question, no history, the ground-truth answer teacher-forced; GSVA's [SEG]/[REJ] decided by the
+        argmax at each marker.
+        """
+        turn = first_user_message(sample.question, self.use_im_start_end)
+        prompt = tokenize_with_image(self.tokenizer, render(self.template, [Turn(turn, None)]))
+        full = tokenize_with_image(self.tokenizer, render(self.template, [Turn(turn, sample.answer)]))
+        with torch.inference_mode():
+            pixels = self.model.preprocess(image)
+            decoded = self._forced(prompt, full, pixels, None)
+            if self.rej_id is None:
+                return self.build_output(image, sample.phrase, decoded)
+            # GSVA: the prediction at a marker is the ground-truth marker if the argmax there is it, else the other
+            logits = self.model.language_model.lm_head(decoded.states)
+            argmax = logits.argmax(dim=-1).tolist()
+            truth = [self.seg_id if m.kind == "seg" else self.rej_id for m in decoded.markers]
+            predicted = [
+                t if a == t else (self.rej_id if t == self.seg_id else self.seg_id)
+                for a, t in zip(argmax, truth, strict=True)
+            ]
+            states = decoded.states
+            if self.rej_id in full:  # masks from a second forward with every [REJ] as [SEG]
+                as_seg = [self.seg_id if t == self.rej_id else t for t in full]
+                embeds, _ = self.model.embed_inputs(as_seg, self.model.encode_image(pixels))
+                out = self.model.language_model(inputs_embeds=embeds, output_hidden_states=True, use_cache=False)
+                states = out.hidden_states[-1][0][decoded.positions]
+            embeddings = self.model.project(states).float().cpu().numpy()
+        chosen = range(len(truth)) if sample.marker is None else [sample.marker]
+        if sample.marker is not None and sample.marker >= len(truth):
+            raise ModelError(f"the reference answer has {len(truth)} markers, sample {sample.marker} was asked")
+        targets, rejections = [], []
+        for truth_id, predicted_id, embedding in ((truth[i], predicted[i], embeddings[i]) for i in chosen):
+            rejected = predicted_id == self.rej_id
+            if rejected:
+                rejections.append(Rejection(sample.phrase, "the model predicts [REJ] (reference protocol)"))
+            # GSVA's eval_gres scores a present target's mask even when [REJ] was predicted
+            if not rejected or truth_id == self.seg_id:
+                targets.append(Target(sample.phrase, Prompt(embedding=embedding[None])))
+        raw = self._decode(decoded.ids)
+        return ReasonerOutput(sample.answer, tuple(targets), tuple(rejections), raw_output=raw)
+
+    def _forced(self, prompt: list[int], full: list[int], pixels: Any, extra: Any) -> Decoded:
+        """Teacher-forced states of the answer ``full[len(prompt):]`` (one forward, image and extra spliced in)."""
         if full[: len(prompt)] != prompt:
             raise ModelError("the answer changes the prompt's tokenisation; cannot teacher-force it")
         answer_ids = full[len(prompt) :]
         while answer_ids and answer_ids[-1] == self.tokenizer.eos_token_id:
             answer_ids = answer_ids[:-1]
-        with torch.inference_mode():
-            pixels = self.model.preprocess(image)
-            extra = self._memory_tokens(image, memory)
-            states = self.model.last_hidden_states(full, pixels, extra)
-            span = self.model.image_span(0 if extra is None else len(extra))
-            markers = parse_answer(answer_ids, self.seg_id, self.rej_id, self._decode)
-            marker_ids = {self.seg_id, self.rej_id} - {None}
-            positions = sorted(p for token in marker_ids for p in seg_state_positions(full, token, span))
-            start = full.index(IMAGE_PLACEHOLDER)
-            decoded = Decoded(
-                answer_ids, markers, states[positions], states[start : start + self.model.num_patches], positions
-            )
-            return self.build_output(image, text, decoded), decoded
+        states = self.model.last_hidden_states(full, pixels, extra)
+        span = self.model.image_span(0 if extra is None else len(extra))
+        markers = parse_answer(answer_ids, self.seg_id, self.rej_id, self._decode)
+        marker_ids = {self.seg_id, self.rej_id} - {None}
+        positions = sorted(p for token in marker_ids for p in seg_state_positions(full, token, span))
+        start = full.index(IMAGE_PLACEHOLDER)
+        return Decoded(
+            answer_ids, markers, states[positions], states[start : start + self.model.num_patches], positions
+        )
 
     def build_output(self, image: np.ndarray, text: str, decoded: Decoded) -> ReasonerOutput:
         raw = self._decode(decoded.ids)

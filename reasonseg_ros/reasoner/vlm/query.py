@@ -39,6 +39,38 @@ from reasonseg_ros.types import Prompt, ReasonerOutput, Target
 
 INSIDE_SHARE = 0.7
 """Share of the candidates on a grid inside the box; the rest ring it."""
+PAPER_POINTS = (
+    (93, 70), (51, 89), (91, 90), (32, 32), (88, 10),
+    (12, 28), (29, 52), (49, 49), (28, 12), (59, 60),
+    (9, 48), (52, 29), (31, 92), (68, 13), (73, 73),
+)  # fmt: skip
+"""SAM4MLLM's 15 fixed quasi-random candidates, ``(x, y)`` in percent of the box's width and height."""
+PAPER_POSITIVE = 0.75
+"""SAM4MLLM: a candidate with P(yes) above this is a positive point..."""
+PAPER_NEGATIVE = 0.9
+"""...and one with P(no) above this a negative point (checked first)."""
+
+
+def paper_points(box: np.ndarray) -> np.ndarray:
+    """SAM4MLLM's 15 candidates placed in ``box`` (all inside it, none around it)."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    share = np.asarray(PAPER_POINTS, dtype=np.float64) / 100.0
+    return (np.array([x1, y1]) + share * [x2 - x1, y2 - y1]).astype(np.float32)
+
+
+def choose_paper_points(points: np.ndarray, p_yes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """SAM4MLLM's rule, in candidate order and without a cap: P(no) > 0.9 -> 0, else P(yes) > 0.75 -> 1.
+
+    ``p_yes`` is P(yes) against P(no), so P(no) is ``1 - p_yes`` (see docs/vlm.md for the difference to
+    SAM4MLLM's whole-vocabulary probabilities).
+    """
+    picked, labels = [], []
+    for index, p in enumerate(np.asarray(p_yes, dtype=np.float64)):
+        if 1.0 - p > PAPER_NEGATIVE:
+            picked.append(index), labels.append(0)
+        elif p > PAPER_POSITIVE:
+            picked.append(index), labels.append(1)
+    return points[picked].reshape(-1, 2), np.asarray(labels, dtype=np.int64)
 
 
 def candidate_points(box: np.ndarray, count: int, margin: float, image_size: tuple[int, int]) -> np.ndarray:
@@ -101,7 +133,10 @@ def refine_with_queries(
         box = target.prompt.box
         if box is None:
             continue
-        points = candidate_points(box, config.query_candidates, config.query_margin, frame.image_size)
+        if config.query_layout == "paper":
+            points = paper_points(box)
+        else:
+            points = candidate_points(box, config.query_candidates, config.query_margin, frame.image_size)
         if not len(points):
             continue
         model_box = frame.box_from_pixels(tuple(float(v) for v in box))  # type: ignore[arg-type]
@@ -120,9 +155,12 @@ def refine_with_queries(
     for index, points in plan:
         scores = p_yes[start : start + len(points)]
         start += len(points)
-        chosen, labels = choose_points(
-            points, scores, config.query_positive, config.query_negative, config.query_max_points
-        )
+        if config.query_layout == "paper":
+            chosen, labels = choose_paper_points(points, scores)
+        else:
+            chosen, labels = choose_points(
+                points, scores, config.query_positive, config.query_negative, config.query_max_points
+            )
         target = targets[index]
         if not np.any(labels == 1):
             warnings.append(f'query mode: no candidate point of "{target.label}" passed; its box alone prompts SAM')
