@@ -37,9 +37,9 @@ from typing import Any, TextIO
 
 from reasonseg_ros.deps import require
 from reasonseg_ros.errors import CheckpointError
+from reasonseg_ros.segmenter.checkpoints import SAM_ARCHS
+from reasonseg_ros.segmenter.sam2_image import SAM2_FILES, SAM2_URL
 
-SAM1_URL = "https://dl.fbaipublicfiles.com/segment_anything/"
-SAM2_URL = "https://dl.fbaipublicfiles.com/segment_anything_2/092824/"
 RECORDED = "recorded_hashes.json"
 CONNECT_TIMEOUT_S = 10.0
 READ_TIMEOUT_S = 60.0
@@ -57,30 +57,27 @@ class WeightsFile:
     """The hash prefix the file name carries (SAM 1: first hex digits of the MD5)."""
 
 
-WEIGHTS: dict[str, WeightsFile] = {
-    "vit_b": WeightsFile(
-        "sam_vit_b_01ec64.pth",
-        SAM1_URL + "sam_vit_b_01ec64.pth",
-        "ec2df62732614e57411cdcf32a23ffdf28910380d03139ee0f4fcbe91eb8c912",
-        "01ec64",
-    ),
-    "vit_l": WeightsFile(
-        "sam_vit_l_0b3195.pth",
-        SAM1_URL + "sam_vit_l_0b3195.pth",
-        "3adcc4315b642a4d2101128f611684e8734c41232a17c648ed1693702a49a622",
-        "0b3195",
-    ),
-    "vit_h": WeightsFile(
-        "sam_vit_h_4b8939.pth",
-        SAM1_URL + "sam_vit_h_4b8939.pth",
-        "a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e",
-        "4b8939",
-    ),
-    "sam2.1_hiera_t": WeightsFile("sam2.1_hiera_tiny.pt", SAM2_URL + "sam2.1_hiera_tiny.pt", None),
-    "sam2.1_hiera_s": WeightsFile("sam2.1_hiera_small.pt", SAM2_URL + "sam2.1_hiera_small.pt", None),
-    "sam2.1_hiera_b+": WeightsFile("sam2.1_hiera_base_plus.pt", SAM2_URL + "sam2.1_hiera_base_plus.pt", None),
-    "sam2.1_hiera_l": WeightsFile("sam2.1_hiera_large.pt", SAM2_URL + "sam2.1_hiera_large.pt", None),
+SHA256 = {
+    # Quoted alike by independent projects; Meta publishes none. Their MD5 starts with the name's suffix.
+    "sam_vit_b_01ec64.pth": "ec2df62732614e57411cdcf32a23ffdf28910380d03139ee0f4fcbe91eb8c912",
+    "sam_vit_l_0b3195.pth": "3adcc4315b642a4d2101128f611684e8734c41232a17c648ed1693702a49a622",
+    "sam_vit_h_4b8939.pth": "a7bf3b02f3ebf1267aba913ff637d9a2d5c33d3173bb679e46d9f338c26f262e",
 }
+
+
+def _official_weights() -> dict[str, WeightsFile]:
+    """Every official file by name: SAM 1 from ``SAM_ARCHS``, SAM 2.1 from ``SAM2_FILES`` (one list each)."""
+    weights = {}
+    for name, arch in SAM_ARCHS.items():
+        if arch.checkpoint_file and arch.url:
+            prefix = arch.checkpoint_file.rsplit("_", 1)[1].removesuffix(".pth")
+            weights[name] = WeightsFile(arch.checkpoint_file, arch.url, SHA256[arch.checkpoint_file], prefix)
+    for name, file in SAM2_FILES.items():
+        weights[name] = WeightsFile(file, SAM2_URL + file, None)
+    return weights
+
+
+WEIGHTS: dict[str, WeightsFile] = _official_weights()
 
 
 def is_hub_id(name: str) -> bool:

@@ -62,7 +62,7 @@ def resolve_sam2_checkpoint(model: str, checkpoint: str | None, cache_dir: str, 
         where = f"{setting}.checkpoint" if checkpoint else f"{setting}.cache_dir ({path.parent})"
         raise CheckpointError(
             f"SAM 2.1 checkpoint {path} not found: download {SAM2_URL}{name} into {where} "
-            f"or set {setting}.checkpoint to the file"
+            f"(`reasonseg download {model}` does, verified) or set {setting}.checkpoint to the file"
         )
     return path
 
