@@ -257,7 +257,7 @@ def test_compressed_transport_and_tracking_topics(ros, monkeypatch):
         started.set()
         stop.wait()
 
-    monkeypatch.setattr(ros.NodeCore, "run_tracking", run_tracking, raising=False)
+    monkeypatch.setattr(ros.NodeCore, "run_tracking", run_tracking)
     node = ros.ReasonsegNode()
     subscription = node.subscription("/image/compressed")
     assert subscription.msg_type is ros._store.types["sensor_msgs/msg/CompressedImage"]

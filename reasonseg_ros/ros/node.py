@@ -281,8 +281,7 @@ class _Wiring:
         return Engine(segmenter, reasoner, config)
 
     def _start_tracking(self) -> None:
-        # run_tracking comes with the live tracking work (issue 13); without it there is nothing to start.
-        if self.config.tracking.backend == "none" or not hasattr(self.core, "run_tracking"):
+        if self.config.tracking.backend == "none":
             return
         self._tracking_stop.clear()
         self._tracking = threading.Thread(
