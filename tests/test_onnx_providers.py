@@ -32,3 +32,11 @@ def test_a_written_provider_list_still_warns(caplog):
         chosen = choose_providers("cuda", ["CPUExecutionProvider"])
     assert chosen == ["CPUExecutionProvider"]
     assert "CUDAExecutionProvider" in caplog.text
+
+
+def test_graphs_exported_with_random_weights_say_so():
+    from reasonseg_ros.segmenter.exported import ExportedSamSegmenter
+
+    manifest = {"image_size": 256, "channels": 256}
+    assert ExportedSamSegmenter(None, None, {**manifest, "weights": "random weights"}).random_weights is True
+    assert ExportedSamSegmenter(None, None, {**manifest, "weights": "sam_vit_b_01ec64.pth"}).random_weights is False
