@@ -37,6 +37,7 @@ def test_noun_phrase_rule():
     assert noun_phrases("show me the same bowl") == [Phrase("bowl", again=True)]
     assert noun_phrases("it") == [Phrase("it", again=True)]
     assert noun_phrases("please, and the") == []
+    assert noun_phrases("the mug, a plate and the mug") == [Phrase("mug"), Phrase("plate")]
 
 
 # -- tiny models built from their configs (real classes, random weights, no hub) ------------------------

@@ -84,7 +84,8 @@ def noun_phrases(text: str) -> list[Phrase]:
        leading ``same`` mark a reference back);
     4. cut at the first relation word after the head (``left of``, ``next to``, ``on``, ``with``, ``that``, ...):
        ``mug on the table`` asks for ``mug`` (with a warning);
-    5. a bare pronoun (``it``, ``them``, ``that one``) means the objects of the previous round.
+    5. a bare pronoun (``it``, ``them``, ``that one``) means the objects of the previous round;
+    6. a phrase said twice is asked once.
     """
     cleaned = re.sub(r"[.!?\"()\[\]{}:]+", " ", text.lower())
     phrases = []
@@ -111,7 +112,10 @@ def noun_phrases(text: str) -> list[Phrase]:
             dropped = phrase[match.start() :]
             phrase = phrase[: match.start()].strip()
         phrases.append(Phrase(phrase, again, dropped))
-    return phrases
+    unique: dict[str, Phrase] = {}
+    for phrase in phrases:  # "the mug and the mug" asks once: one phrase, its boxes once
+        unique.setdefault(phrase.text, phrase)
+    return list(unique.values())
 
 
 class DetectorReasoner:
