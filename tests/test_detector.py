@@ -321,6 +321,8 @@ def test_the_mug_again_keeps_its_id_by_label_and_position():
     assert [o.object_id for o in missed.objects] == [ids["red mug"], again.objects[1].object_id]
     assert missed.warnings
     assert engine.handle(Instruction("the mug")).rejections  # without "again" a miss is a rejection
+    plural = engine.handle(Instruction("the mugs again"))  # the head noun's plural matches too
+    assert [o.object_id for o in plural.objects] == [ids["red mug"], again.objects[1].object_id]
 
 
 def test_it_means_the_previous_rounds_objects_and_relations_are_warned():

@@ -278,9 +278,14 @@ def _to_pixels(boxes: np.ndarray, scale: tuple[int, int], width: int, height: in
 
 
 def _same_label(phrase: str, label: str) -> bool:
-    """Labels match when equal or when their last words (the head nouns) are: "red mug" and "mug"."""
+    """Labels match when equal or when their head nouns (last words, plural -s dropped) are: "red mug", "mugs"."""
     a, b = phrase.lower().split(), label.lower().split()
-    return bool(a and b) and (a == b or a[-1] == b[-1])
+    return bool(a and b) and (a == b or _singular(a[-1]) == _singular(b[-1]))
+
+
+def _singular(word: str) -> str:
+    """``mugs`` -> ``mug``; ``glass``, ``bus`` stay (a plain rule, not a lemmatiser)."""
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
 
 
 def _targets(
