@@ -41,12 +41,17 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from flow_scenes import looping_scene
-
 from reasonseg_ros.masks import mask_iou
 from reasonseg_ros.types import Frame
+
+# The synthetic videos and the tiny SAM 2.1 are the tests' own (tests/flow_scenes.py, tests/sam2_tiny.py).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+
+def looping_scene(*args: float):  # the tests' Scene
+    from flow_scenes import looping_scene as make
+
+    return make(*args)
 
 
 def rss_mb() -> float:

@@ -381,8 +381,10 @@ class MemoryConfig:
 
 @dataclass
 class FlowTrackingConfig:
-    """``tracking.backend: flow``: sparse pyramidal Lucas-Kanade on features inside each mask, a robust
-    similarity fit per object (OpenCV, no weights)."""
+    """``tracking.backend: flow``: optical flow per object (OpenCV, no weights).
+
+    Sparse pyramidal Lucas-Kanade on corners inside each mask and a robust similarity fit.
+    """
 
     max_side: int = ranged(640, low=64)
     """Frames are shrunk so that their longest side is at most this before flow runs (cost grows with area)."""

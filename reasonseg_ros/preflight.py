@@ -42,6 +42,7 @@ def preflight(config: Config, out_bag: Path | None = None, force: bool = False) 
         for p in (
             *device_problems(config),
             checkpoint_problem(config),
+            *sam2_problems(config),
             *model_problems(config),
             output_problem(out_bag, force) if out_bag is not None else None,
         )
@@ -53,7 +54,9 @@ def preflight(config: Config, out_bag: Path | None = None, force: bool = False) 
 
 def device_problems(config: Config) -> list[str]:
     """Every configured torch device that this machine does not have."""
-    wanted = [("segmenter.device", config.segmenter.device)] if config.segmenter.backend == "torch" else []
+    wanted = [("segmenter.device", config.segmenter.device)] if config.segmenter.backend in ("torch", "sam2") else []
+    if config.tracking.backend == "sam2":
+        wanted.append(("tracking.sam2.device", config.tracking.sam2.device))
     if config.reasoner.backend == "vlm":
         wanted.append(("reasoner.vlm.device", config.reasoner.vlm.device))
     if config.reasoner.backend == "seg_token":
@@ -109,6 +112,26 @@ def checkpoint_problem(config: Config) -> str | None:
     except ReasonsegError as exc:
         return str(exc)
     return None
+
+
+def sam2_problems(config: Config) -> list[str]:
+    """A SAM 2.1 checkpoint (sam2 segmenter or tracker) that is not on disk."""
+    from reasonseg_ros.segmenter.sam2_image import resolve_sam2_checkpoint
+
+    wanted = []
+    seg = config.segmenter
+    if seg.backend == "sam2" and not seg.random_weights:
+        wanted.append((seg.sam2.model, seg.checkpoint, seg.cache_dir, "segmenter"))
+    track = config.tracking
+    if track.backend == "sam2" and not track.sam2.random_weights:
+        wanted.append((track.sam2.model, track.sam2.checkpoint, track.sam2.cache_dir, "tracking.sam2"))
+    problems = []
+    for model, checkpoint, cache_dir, setting in wanted:
+        try:
+            resolve_sam2_checkpoint(model, checkpoint, cache_dir, setting)
+        except ReasonsegError as exc:
+            problems.append(str(exc))
+    return problems
 
 
 def model_problems(config: Config) -> list[str]:

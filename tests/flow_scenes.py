@@ -29,7 +29,7 @@ import numpy as np
 
 
 def texture(height: int, width: int, seed: int, smooth: float = 1.5) -> np.ndarray:
-    """Smooth random grey texture (uint8), rich in corners at every scale the tracker uses."""
+    """Smooth random grey levels (uint8), rich in corners at every scale the tracker uses."""
     rng = np.random.default_rng(seed)
     k = max(1, round(smooth * 2))
     noise = rng.random((height + 8 * k, width + 8 * k)).astype(np.float32)

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BLOCKER = """
 import importlib.abc, sys
 BLOCKED = {"torch", "torchvision", "segment_anything", "yaml", "pycocotools", "PIL", "rosbags",
-           "onnxruntime", "tensorrt", "transformers", "matplotlib", "cv2", "rclpy"}
+           "onnxruntime", "tensorrt", "transformers", "matplotlib", "cv2", "rclpy", "sam2", "hydra"}
 class Block(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
         if name.split(".")[0] in BLOCKED:
@@ -47,6 +47,10 @@ def test_core_imports_with_numpy_alone():
         "reasonseg_ros.segmenter.download",
         "reasonseg_ros.segmenter",
         "reasonseg_ros.segmenter.sam_torch",
+        "reasonseg_ros.segmenter.sam2_image",
+        "reasonseg_ros.tracker",
+        "reasonseg_ros.tracker.flow",
+        "reasonseg_ros.tracker.sam2_tracker",
         "reasonseg_ros.messages",
         "reasonseg_ros.overlay",
         "reasonseg_ros.cli",

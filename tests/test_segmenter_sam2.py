@@ -24,7 +24,7 @@ from helpers import scene
 from sam2_tiny import feature_sizes
 
 from reasonseg_ros.config import SegmenterConfig, load_config
-from reasonseg_ros.errors import CheckpointError, InputError, MissingDependencyError
+from reasonseg_ros.errors import CheckpointError, ConfigError, InputError, MissingDependencyError
 from reasonseg_ros.masks import mask_iou
 from reasonseg_ros.types import Prompt
 
@@ -165,3 +165,25 @@ def test_a_corrupt_checkpoint_is_named(tmp_path):
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match=r"cannot read SAM 2\.1 checkpoint"):
         create_segmenter(SegmenterConfig(backend="sam2", cache_dir=str(tmp_path)))
+
+
+def test_preflight_names_missing_sam2_checkpoints_before_anything_loads(tmp_path):
+    from reasonseg_ros.preflight import preflight
+
+    config = load_config(
+        None,
+        {
+            "segmenter.backend": "sam2",
+            "segmenter.cache_dir": str(tmp_path),
+            "tracking.backend": "sam2",
+            "tracking.sam2.model": "sam2.1_hiera_l",
+            "tracking.sam2.cache_dir": str(tmp_path),
+        },
+    )
+    with pytest.raises(ConfigError) as info:
+        preflight(config)
+    message = str(info.value)
+    assert "sam2.1_hiera_tiny.pt" in message and "sam2.1_hiera_large.pt" in message and "tracking.sam2" in message
+    (tmp_path / "sam2.1_hiera_tiny.pt").write_bytes(b"")
+    (tmp_path / "sam2.1_hiera_large.pt").write_bytes(b"")
+    preflight(config)  # both on disk: nothing to say before loading

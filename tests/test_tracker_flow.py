@@ -98,7 +98,7 @@ def test_occluder_visible_then_occluded_then_visible_again(occluded):
     assert all(visible[:10]), visible
     hidden_frames = [t for t in range(1, 34) if truth[t][1] < 0.3]
     assert hidden_frames and not any(visible[t - 1] for t in hidden_frames), visible
-    back = [t for t in range(25, 34)]
+    back = list(range(25, 34))
     assert all(visible[t - 1] for t in back), visible
     # While hidden the mask is empty and the box None; when back, it is where the disc is.
     for t in hidden_frames:
@@ -111,8 +111,10 @@ def test_occluder_visible_then_occluded_then_visible_again(occluded):
 
 
 def test_no_drift_over_a_long_run():
-    """Three objects going to and fro for 150 steps (the reference look is renewed every 10), flow on frames
-    shrunk by 2 as on a 720p camera: still on target."""
+    """Three objects going to and fro for 150 steps stay on target.
+
+    The reference look is renewed every 10 steps; flow runs on frames shrunk by 2, as on a 720p camera.
+    """
     scene = looping_scene(240, 320, 3, 30, 30)
     tracker = FlowTracker(FlowTrackingConfig(max_side=160))
     for i in scene.masks[0]:
@@ -204,3 +206,26 @@ def test_flow_settings_are_range_checked():
     with pytest.raises(ConfigError, match=r"tracking\.flow\.min_visible"):
         load_config(None, {"tracking.flow.min_visible": 1.5})
     assert FlowTrackingConfig().max_side >= 64
+
+
+@pytest.mark.parametrize("factor", [1, 2, 3])
+def test_in_sight_upsampling_is_the_nearest_small_pixel(factor):
+    """The whole-factor fast path equals the plain rule: full pixel (x, y) takes small pixel (x // f, y // f)."""
+    from reasonseg_ros.tracker.flow import _in_sight_at_full
+
+    rng = np.random.default_rng(factor)
+    crop = rng.random((20, 30)) > 0.5
+    origin = (7, 5)
+    for box in [
+        (7 * factor, 5 * factor, 37 * factor, 25 * factor),
+        (7 * factor + 1, 5 * factor + 2, 30 * factor, 20 * factor),
+        (0, 0, 40 * factor, 30 * factor),
+    ]:
+        x1, y1, x2, y2 = box
+        got = _in_sight_at_full(crop, origin, box, 1 / factor)
+        ys, xs = np.mgrid[y1:y2, x1:x2]
+        r, c = ys // factor - origin[1], xs // factor - origin[0]
+        inside = (r >= 0) & (r < 20) & (c >= 0) & (c < 30)
+        expected = np.zeros(r.shape, bool)
+        expected[inside] = crop[r[inside], c[inside]]
+        np.testing.assert_array_equal(got, expected)

@@ -64,9 +64,12 @@ def reference(tiny_sam2):
 
 @contextmanager
 def object_score_shift(tiny_sam2, shift: float):
-    """Shift SAM 2's object-score logit: the random model's is about -0.02 on every frame, so without this
-    nothing would be in sight (no masks compared) or the sign would hang on float noise. +3: every object in
-    sight, masks compared pixel by pixel; -3: every object occluded, memories with SAM 2's no-object embedding."""
+    """Shift SAM 2's object-score logit by ``shift``.
+
+    The random model's logit is about -0.02 on every frame, so without this nothing would be in sight (no
+    masks compared) or the sign would hang on float noise. +3: every object in sight, masks compared pixel
+    by pixel; -3: every object occluded, memories with SAM 2's no-object embedding.
+    """
     bias = tiny_sam2.model.sam_mask_decoder.pred_obj_score_head.layers[-1].bias
     saved = bias.detach().clone()
     with torch.no_grad():
@@ -148,9 +151,12 @@ def test_streaming_equals_the_video_predictor_frame_by_frame(tiny_sam2, referenc
 def test_objects_seeded_at_different_frames_and_reseeded_equal_their_own_videos(
     tiny_sam2, reference, video, monkeypatch, in_sight
 ):
-    """Object 1 from frame 0, object 2 from frame 3, object 3 from frame 0 and again from frame 5: each equals
-    the video predictor on the video from its (last) seeding frame. Once their banks are full, objects 1 and 2
-    run in one batch although their conditioning frames lie at different distances."""
+    """Each object equals the video predictor on the video from its (last) seeding frame.
+
+    Object 1 from frame 0, object 2 from frame 3, object 3 from frame 0 and again from frame 5. Once their
+    banks are full, objects 1 and 2 run in one batch although their conditioning frames lie at different
+    distances.
+    """
     tracker = Sam2Tracker(tiny_sam2, recent_frames=RECENT_FRAMES)
     frames, masks = video.frames, video.masks
     one = run_reference(reference, tiny_sam2, frames, {1: masks[0][1]}, monkeypatch)
@@ -193,9 +199,11 @@ def test_one_image_encode_per_step_for_all_objects(tiny_sam2, video):
     handle = tiny_sam2.model.image_encoder.register_forward_hook(lambda *_: calls.append(1))
     try:
         tracker = Sam2Tracker(tiny_sam2, recent_frames=RECENT_FRAMES)
+        first = video.frames[0].copy()  # a frame no earlier test encoded
+        Sam2ImageSegmenter(tiny_sam2).embed(first)  # the round that segmented the objects
         for i in IDS:
-            tracker.seed(i, Frame(video.frames[0]), video.masks[0][i])
-        assert len(calls) == 1  # the three seeds share frame 0's encode
+            tracker.seed(i, Frame(first), video.masks[0][i])
+        assert len(calls) == 1  # the round and the three seeds share frame 0's encode
         for t in range(1, 5):
             tracker.step(Frame(video.frames[t]))
         assert len(calls) == 5

@@ -110,8 +110,11 @@ class NodeCore:
         now_ns: Callable[[], int] = time.time_ns,
         publish_image_errors: bool = False,
     ) -> None:
-        """``publish_image_errors``: a refused image also becomes an error result naming the frame (the ROS
-        node; bag replay counts refused images in ``frames_skipped`` instead)."""
+        """Wrap ``engine`` (None: the ROS node loads it later through :meth:`configure`).
+
+        ``publish_image_errors``: a refused image also becomes an error result naming the frame (the ROS
+        node; bag replay counts refused images in ``frames_skipped`` instead).
+        """
         if engine is None and config is None:
             raise ValueError("NodeCore without an engine needs its NodeConfig")
         self.engine = engine

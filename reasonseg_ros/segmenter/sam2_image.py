@@ -209,8 +209,11 @@ class Sam2ImageSegmenter:
         return DecodeResult(masks.cpu().numpy(), scores.float().cpu().numpy())
 
     def _points(self, prompts: Sequence[Prompt], original_size: tuple[int, int]) -> tuple[Any, Any]:
-        """All prompts as SAM 2 point tokens in its input frame: box corners first (labels 2, 3), then the
-        points; slots a prompt does not use are the neutral padding label -1."""
+        """All prompts as SAM 2 point tokens in its input frame.
+
+        Box corners first (labels 2, 3), then the points; slots a prompt does not use get the neutral
+        padding label -1.
+        """
         torch = self.sam2.torch
         for p in prompts:
             if p.embedding is not None:

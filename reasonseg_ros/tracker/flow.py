@@ -31,6 +31,7 @@ at full resolution.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,6 +103,7 @@ class FlowTracker:
         self.name = "flow (OpenCV pyramidal Lucas-Kanade, RANSAC similarity)"
         self._tracks: dict[int, _Track] = {}
         self._warnings: list[str] = []
+        self._lock = threading.Lock()  # a round may seed while the tracking loop steps
         c = self.config
         self._lk = {
             "winSize": (c.win_size, c.win_size),
@@ -121,27 +123,32 @@ class FlowTracker:
         mask = np.asarray(mask, dtype=bool)
         if mask.shape != frame.size:
             raise InputError(f"seed mask of object {object_id} is {mask.shape}, its frame is {frame.size}")
-        self._tracks[object_id] = self._new_track(self._grey(frame), mask)
+        track = self._new_track(self._grey(frame), mask)
+        with self._lock:
+            self._tracks[object_id] = track
 
     def step(self, frame: Frame) -> dict[int, TrackState]:
         grey = self._grey(frame)
-        following: list[_Track] = []
-        for object_id, track in list(self._tracks.items()):
-            if track.ref.full_size != grey.full_size:
-                self._tracks[object_id] = self._rescaled(object_id, track, grey)
-            elif track.base is not None:
-                if track.visible:
-                    following.append(track)
-                else:
-                    self._search(track, grey)
-        self._follow(following, grey)
-        return {object_id: self._state(track, grey) for object_id, track in self._tracks.items()}
+        with self._lock:
+            following: list[_Track] = []
+            for object_id, track in list(self._tracks.items()):
+                if track.ref.full_size != grey.full_size:
+                    self._tracks[object_id] = self._rescaled(object_id, track, grey)
+                elif track.base is not None:
+                    if track.visible:
+                        following.append(track)
+                    else:
+                        self._search(track, grey)
+            self._follow(following, grey)
+            return {object_id: self._state(track, grey) for object_id, track in self._tracks.items()}
 
     def remove(self, object_id: int) -> None:
-        self._tracks.pop(object_id, None)
+        with self._lock:
+            self._tracks.pop(object_id, None)
 
     def clear(self) -> None:
-        self._tracks.clear()
+        with self._lock:
+            self._tracks.clear()
 
     def pop_warnings(self) -> list[str]:
         """Warnings since the last call (a frame of another size), for the caller's diagnostics."""
@@ -414,13 +421,7 @@ class FlowTracker:
             )
             >= 128
         )
-        # Each full-resolution pixel takes the in-sight verdict of the small-frame pixel it falls in.
-        rows = ((np.arange(y1, y2) + 0.5) * s).astype(np.int64) - origin[1]
-        cols = ((np.arange(x1, x2) + 0.5) * s).astype(np.int64) - origin[0]
-        th, tw = in_sight.shape
-        padded = np.zeros((th + 2, tw + 2), dtype=bool)  # one pixel of "not in sight" around the crop
-        padded[1:-1, 1:-1] = in_sight
-        moved &= padded[np.ix_(np.clip(rows + 1, 0, th + 1), np.clip(cols + 1, 0, tw + 1))]
+        moved &= _in_sight_at_full(in_sight, origin, (x1, y1, x2, y2), s)
         box = mask_to_box(moved)
         if box is None:
             return out, None
@@ -463,3 +464,30 @@ def _centre(warp: np.ndarray, base: _Base) -> np.ndarray:
     h, w = base.look.shape
     x0, y0 = base.small_origin
     return np.array([x0 + w / 2, y0 + h / 2]) @ warp[:, :2].T + warp[:, 2]
+
+
+def _in_sight_at_full(
+    in_sight: np.ndarray, origin: tuple[int, int], box: tuple[int, int, int, int], scale: float
+) -> np.ndarray:
+    """The small-frame in-sight verdicts (a crop at ``origin``) for each full-resolution pixel of ``box``.
+
+    Each pixel takes its nearest small pixel; outside the crop it is not in sight.
+    """
+    x1, y1, x2, y2 = box
+    th, tw = in_sight.shape
+    factor = round(1 / scale)
+    if factor * scale == 1.0:
+        # Whole shrink factor: each small pixel covers factor × factor full pixels; repeat the crop and cut.
+        r0, c0 = y1 // factor - origin[1], x1 // factor - origin[0]
+        r1, c1 = (y2 - 1) // factor - origin[1] + 1, (x2 - 1) // factor - origin[0] + 1
+        if r0 >= 0 and c0 >= 0 and r1 <= th and c1 <= tw:
+            block = in_sight[r0:r1, c0:c1]
+            if factor > 1:
+                block = np.repeat(np.repeat(block, factor, axis=0), factor, axis=1)
+            dy, dx = y1 - (r0 + origin[1]) * factor, x1 - (c0 + origin[0]) * factor
+            return block[dy : dy + y2 - y1, dx : dx + x2 - x1]
+    rows = ((np.arange(y1, y2) + 0.5) * scale).astype(np.int64) - origin[1]
+    cols = ((np.arange(x1, x2) + 0.5) * scale).astype(np.int64) - origin[0]
+    padded = np.zeros((th + 2, tw + 2), dtype=bool)  # one pixel of "not in sight" around the crop
+    padded[1:-1, 1:-1] = in_sight
+    return padded[np.ix_(np.clip(rows + 1, 0, th + 1), np.clip(cols + 1, 0, tw + 1))]

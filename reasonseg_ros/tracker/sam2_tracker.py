@@ -32,7 +32,9 @@ for a video (same order, temporal encodings and pointer positions; memories
 stored in bfloat16 as the video predictor stores them), with each object's
 own frame distances, so a step equals the video predictor on the same frames
 and prompts (tests/test_tracker_sam2.py). Visible/occluded is SAM 2's object
-score (its no-object head): logit > 0.
+score (its no-object head): logit > 0. A seed counts as the step just taken
+(its frame is usually the round's, a frame or two behind the newest), so the
+next step is one frame after it.
 """
 
 from __future__ import annotations
@@ -74,8 +76,10 @@ class _Bank:
     """``(step, 1×C object pointer)`` of the latest tracked frames, oldest first."""
 
     def layout(self, step: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
-        """Distances of the recent memories and pointers a step at ``step`` attends to (objects with equal
-        layouts are batched)."""
+        """Distances of the recent memories and pointers a step at ``step`` attends to.
+
+        Objects with equal layouts are batched.
+        """
         return tuple(step - t for t, _ in self.recent), tuple(step - t for t, _ in self.pointers)
 
 
