@@ -179,6 +179,8 @@ STAGE_ORDER = (
 )
 """The stages of a round in the order they run (engine.py), ``total`` last."""
 ECDF_STAGES = ("reason", "embed", "decode", "total")
+MAX_INSTRUCTION_ROWS = 1000
+"""A dataset replay has thousands of instructions: the report lists this many (every result is in the bag)."""
 
 
 def _stage_key(stage: str) -> tuple[int, str]:
@@ -230,7 +232,8 @@ def instruction_table(run: ReplayRun) -> list[str]:
         "| --- | --- | --- | --- | --- | --- |",
     ]
     scored = dict(zip(run.sample_indices, run.samples, strict=False))
-    for index in sorted(set(run.results) | set(scored)):
+    indices = sorted(set(run.results) | set(scored))
+    for index in indices[:MAX_INSTRUCTION_ROWS]:
         result, sample = run.results.get(index), scored.get(index)
         text = _cell((result or {}).get("instruction", ""), 60)
         where = f"{result['session']} / {_fmt(result['round'])}" if result else "n/a"
@@ -250,6 +253,9 @@ def instruction_table(run: ReplayRun) -> list[str]:
         elif not result["ok"]:
             error = _cell(f"{result['error']['kind']}: {result['error']['message']}", 80)
         lines.append(f"| {index} | {text} | {where} | {iou} | {predicted} / {expected} | {error} |")
+    if len(indices) > MAX_INSTRUCTION_ROWS:
+        shown = f"The first {MAX_INSTRUCTION_ROWS} of {len(indices)} instructions"
+        lines += ["", f"{shown}; every result is in the output bag."]
     return lines
 
 
