@@ -146,3 +146,11 @@ def test_latency_ecdf_is_a_step_plot_of_four_stages(run):
     np.testing.assert_allclose(lines[3].get_xdata(), [2.0, 2.0, 9.0])  # totals of 2 and 9 ms: F = 0, 1/2, 1
     np.testing.assert_allclose(lines[3].get_ydata(), [0.0, 0.5, 1.0])
     plt.close(figure)
+
+
+def test_the_instruction_table_is_capped(run, monkeypatch):
+    import reasonseg_ros.eval.report as report
+
+    monkeypatch.setattr(report, "MAX_INSTRUCTION_ROWS", 2)
+    text = render_markdown(run, [])
+    assert "| 1 | the fork |" in text and "| 2 | bad" not in text and "The first 2 of 4 instructions" in text
