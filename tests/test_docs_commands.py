@@ -57,7 +57,7 @@ RUN = re.compile(r"^(\.venv/bin/)?reasonseg (demo-bag|replay|segment) ")
 
 # What the README says the main job and the one-image command write.
 PROMISED = {
-    "replay_out": ["report.md", "metrics.json", "output_bag/metadata.yaml"],
+    "replay_out": ["report.md", "metrics.json", "output_bag/metadata.yaml", "overlays/round_000.png"],
     "reasonseg_out": ["result.json", "masks.png", "overlay.png"],
 }
 

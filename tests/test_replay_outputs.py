@@ -27,6 +27,7 @@ from reasonseg_ros.errors import MissingDependencyError
 from reasonseg_ros.eval.bag_io import open_bag
 from reasonseg_ros.eval.demo_bag import write_demo_bag
 from reasonseg_ros.eval.replay import ReplayOptions, replay
+from reasonseg_ros.eval.report import write_report
 from reasonseg_ros.messages import image_to_numpy
 from reasonseg_ros.overlay import BANNER, color_of
 
@@ -48,7 +49,7 @@ def _messages(bag, topic):
 
 
 def test_output_bag_has_overlay_and_colour_masks(demo, tmp_path):
-    replay(demo, load_config(None, TINY), tmp_path, ReplayOptions(progress=False))
+    run = replay(demo, load_config(None, TINY), tmp_path, ReplayOptions(progress=False))
     labels = _messages(tmp_path / "output_bag", "/masks")
     colour = _messages(tmp_path / "output_bag", "/masks_color")
     overlays = _messages(tmp_path / "output_bag", "/overlay")
@@ -63,6 +64,14 @@ def test_output_bag_has_overlay_and_colour_masks(demo, tmp_path):
     first = image_to_numpy(overlays[0])
     assert overlays[0].encoding == "rgb8" and first.shape == (240, 320, 3)
     assert (first[:4] == BANNER).all(axis=2).mean() > 0.5  # random weights: the banner is there
+    # the same pictures beside the report, and the report shows the first
+    from PIL import Image
+
+    pictures = sorted((tmp_path / "overlays").glob("round_*.png"))
+    assert len(pictures) == 6
+    np.testing.assert_array_equal(np.asarray(Image.open(pictures[0])), first)
+    write_report(run, tmp_path)
+    assert "![the first round](overlays/round_000.png)" in (tmp_path / "report.md").read_text()
 
 
 def test_missing_tqdm_says_which_extra_and_writes_nothing(demo, tmp_path, monkeypatch):

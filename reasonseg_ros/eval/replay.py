@@ -72,6 +72,9 @@ OUTPUT_TOPICS = {
     "tracks_detections": ("/tracks/detections", "vision_msgs/msg/Detection2DArray"),
     "overlay": ("/overlay", "sensor_msgs/msg/Image"),
 }
+OVERLAY_DIR = "overlays"
+MAX_OVERLAY_FILES = 20
+"""The first rounds' overlays are also PNG files beside the report (all of them are in the output bag)."""
 COLOR_MASKS_TOPIC = "/masks_color"
 """The label image in each object's overlay colour (rgb8), so that a bag viewer shows the masks at once."""
 
@@ -171,6 +174,9 @@ def replay(
             recorder = StepRecorder(engine, lambda: clock[0]())
         with BagWriter(out_dir / "output_bag") as writer:
             player = _Player(engine, writer, config, ids, progress=options.progress)
+            player.overlay_dir = out_dir / OVERLAY_DIR
+            for stale in player.overlay_dir.glob("round_*.png"):  # an earlier run's pictures (--force)
+                stale.unlink()
             clock.append(player.clock)
             if recorder is not None:
                 player.enable_tracking()
@@ -219,6 +225,7 @@ def replay(
         bag, config, options, engine, player, matching, truth_source, wall_s, image_topic, instruction_topic
     )
     run["mismatches"] += [f"tracking: {p}" for p in tracking_problems]
+    run["overlays"] = player.overlay_files
     sample_indices = [index for index, _ in matching.pairs] if matching else []
     return ReplayRun(metrics, run, player.results, samples, loaded, sample_indices)
 
@@ -324,6 +331,9 @@ class _Player:
         self.results: dict[int, dict[str, Any]] = {}
         self.unmatched: list[str] = []
         self.frame_ages_ms: list[float] = []
+        self.overlay_dir: Path | None = None
+        """Where the first :data:`MAX_OVERLAY_FILES` overlays are also written as PNG (None: nowhere)."""
+        self.overlay_files: list[str] = []
         self._indices: dict[str, deque[int]] = defaultdict(deque)
         for index, instruction_id in enumerate(ids):
             self._indices[instruction_id].append(index)
@@ -350,8 +360,22 @@ class _Player:
                 self._collect(json.loads(msg.data))
             elif name == "masks":
                 self._write_color_masks(msg)
+            elif name == "overlay":
+                self._save_overlay(msg)
 
         return publish
+
+    def _save_overlay(self, msg: Any) -> None:
+        """The round's overlay as ``overlays/round_NNN.png`` too (rounds in the order they finished)."""
+        if self.overlay_dir is None or len(self.overlay_files) >= MAX_OVERLAY_FILES:
+            return
+        from reasonseg_ros.messages.image import image_to_numpy
+
+        image_module = require("PIL.Image", "the overlay pictures")
+        self.overlay_dir.mkdir(parents=True, exist_ok=True)
+        name = f"round_{len(self.overlay_files):03d}.png"
+        image_module.fromarray(image_to_numpy(msg)).save(self.overlay_dir / name)
+        self.overlay_files.append(f"{self.overlay_dir.name}/{name}")
 
     def _write_color_masks(self, labels_msg: Any) -> None:
         from reasonseg_ros.messages.image import image_to_numpy, numpy_to_image

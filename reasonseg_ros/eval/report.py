@@ -128,6 +128,19 @@ def render_markdown(run: ReplayRun, plots: list[str]) -> str:
     problems = [f"- mismatch: {p}" for p in r["mismatches"]] + [f"- error: {e}" for e in r["errors"]]
     lines += problems or ["None."]
     lines += ["", *instruction_table(run)]
+    if r.get("overlays"):
+        first, *rest = r["overlays"]
+        lines += ["", "## Overlays", "", f"![the first round]({first})", ""]
+        lines += [
+            "Each mask outlined in its object's colour, its id and label, the prompt SAM was given "
+            "(box, green positive and red negative points), rejected phrases at the bottom."
+        ]
+        if rest:
+            lines += [
+                "",
+                "More: " + ", ".join(f"[{Path(p).stem}]({p})" for p in rest) + " (every round: `/overlay` "
+                "in the output bag).",
+            ]
     if plots:
         lines += ["", "## Plots", ""] + [f"![{name}]({name})" for name in plots]
     return "\n".join(lines) + "\n"
