@@ -17,6 +17,8 @@
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -34,3 +36,13 @@ def frame(stamp_ns: int = 0, height: int = 240, width: int = 320, seed: int = 0)
 
 def targets(*entries: dict[str, Any], **extra: Any) -> str:
     return json.dumps({"targets": list(entries), **extra})
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Poll ``predicate`` until it holds or ``timeout`` seconds pass (threads under test finish on their own)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return False

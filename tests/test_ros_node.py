@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import wait_for
 
 os.environ.setdefault("ROS_PYTHON_CHECK_FIELDS", "1")  # before any message module is imported
 
@@ -46,6 +47,10 @@ from reasonseg_ros.ros.node import ReasonsegLifecycleNode, ReasonsegNode  # noqa
 
 ROOT = Path(__file__).resolve().parents[1]
 BOX = json.dumps({"targets": [{"label": "thing", "box": [5, 5, 40, 40]}]})
+
+
+def _wait_for_30(predicate):  # DDS discovery on a loaded machine can take seconds
+    return wait_for(predicate, timeout=30.0)
 
 
 def tiny(**extra):
@@ -88,15 +93,6 @@ def ros():
     rclpy.try_shutdown()
 
 
-def wait_for(predicate, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
-
-
 def rgb_image(frame_id="camera"):
     pixels = np.random.default_rng(0).integers(0, 256, (60, 80, 3), dtype=np.uint8)
     image = Image(height=60, width=80, encoding="rgb8", step=240)
@@ -109,7 +105,7 @@ def call(peer, name):
     client = peer.create_client(Trigger, name)
     assert client.wait_for_service(timeout_sec=5.0)
     future = client.call_async(Trigger.Request())
-    assert wait_for(future.done)
+    assert _wait_for_30(future.done)
     return future.result()
 
 
@@ -124,23 +120,23 @@ def test_round_error_round_reset_session_and_mixed_log_levels(ros):
     images = peer.create_publisher(Image, "image", 10)
     instructions = peer.create_publisher(String, "instruction", 10)
     resets = peer.create_publisher(String, "reset_session", 10)
-    assert wait_for(lambda: images.get_subscription_count() > 0 and instructions.get_subscription_count() > 0)
-    assert wait_for(lambda: all(node.count_subscribers(t) > 0 for t in ("result", "masks", "detections")))
+    assert _wait_for_30(lambda: images.get_subscription_count() > 0 and instructions.get_subscription_count() > 0)
+    assert _wait_for_30(lambda: all(node.count_subscribers(t) > 0 for t in ("result", "masks", "detections")))
     assert node.bring_up()
     assert node.core.state == "active"
 
     bad = rgb_image()
     bad.encoding = "32FC1"
     images.publish(bad)  # a warning ...
-    assert wait_for(lambda: node.core.counters["frames_rejected"] == 1)
+    assert _wait_for_30(lambda: node.core.counters["frames_rejected"] == 1)
     resets.publish(String(data="default"))  # ... then an info: the log call that used to raise
     time.sleep(0.5)
     images.publish(rgb_image())
-    assert wait_for(lambda: node.core.counters["frames_received"] > 0)
+    assert _wait_for_30(lambda: node.core.counters["frames_received"] > 0)
     instructions.publish(String(data=BOX))
     instructions.publish(String(data='{"text": 5}'))  # an error round
 
-    assert wait_for(lambda: len(received["result"]) >= 3 and received["masks"] and received["detections"])
+    assert _wait_for_30(lambda: len(received["result"]) >= 3 and received["masks"] and received["detections"])
     results = [json.loads(m.data) for m in received["result"]]
     assert any(not r["ok"] and r["error"]["kind"] == "image" and "32fc1" in r["error"]["message"] for r in results)
     assert any(r["ok"] and r["objects"][0]["label"] == "thing" for r in results)
@@ -179,11 +175,11 @@ def test_lifecycle_transitions(ros):
     assert node.core.state == "inactive" and images.get_subscription_count() == 0
     assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
     assert node.core.state == "active"
-    assert wait_for(lambda: images.get_subscription_count() == 1)
+    assert _wait_for_30(lambda: images.get_subscription_count() == 1)
     engine = node.core.engine
     assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
     assert node.core.state == "inactive" and node.core.engine is engine
-    assert wait_for(lambda: images.get_subscription_count() == 0)
+    assert _wait_for_30(lambda: images.get_subscription_count() == 0)
     assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS  # again: QoS parameters already declared
     assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
     assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
@@ -196,12 +192,12 @@ def test_compressed_images(ros):
     node = add(ReasonsegNode(parameter_overrides=tiny(**{"node.image_transport": "compressed"})))
     assert node.bring_up()
     images = peer.create_publisher(CompressedImage, "image/compressed", 10)
-    assert wait_for(lambda: images.get_subscription_count() > 0)
+    assert _wait_for_30(lambda: images.get_subscription_count() > 0)
     pixels = np.random.default_rng(0).integers(0, 256, (60, 80, 3), dtype=np.uint8)
     message = CompressedImage(format="png", data=cv2.imencode(".png", pixels)[1].tobytes())
     message.header.frame_id = "camera"
     images.publish(message)
-    assert wait_for(lambda: node.core.counters["frames_received"] == 1)
+    assert _wait_for_30(lambda: node.core.counters["frames_received"] == 1)
 
 
 def test_a_bad_parameter_at_start_up_is_one_line_and_exit_code_1():

@@ -28,6 +28,7 @@ import time
 import fake_rclpy
 import numpy as np
 import pytest
+from helpers import wait_for
 from test_ros_worker import StandInEngine
 
 import reasonseg_ros.ros
@@ -57,15 +58,6 @@ def stand_in(node_module, monkeypatch, engine=None):
     engine = engine or StandInEngine()
     monkeypatch.setattr(node_module._Wiring, "_load_models", lambda self: engine)
     return engine
-
-
-def wait_for(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return False
 
 
 def string(ros, text):

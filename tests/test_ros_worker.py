@@ -17,10 +17,10 @@
 from __future__ import annotations
 
 import threading
-import time
 from types import SimpleNamespace
 
 import pytest
+from helpers import wait_for
 from ros_doubles import RclpyRuleLogger
 
 from reasonseg_ros.config import Config
@@ -61,15 +61,6 @@ class StandInEngine:
 @pytest.fixture(scope="module")
 def ts():
     return rosbags_types.typestore()
-
-
-def wait_for(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return False
 
 
 def text(ts, data):

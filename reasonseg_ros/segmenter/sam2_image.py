@@ -32,6 +32,7 @@ from reasonseg_ros.config import SegmenterConfig
 from reasonseg_ros.deps import require
 from reasonseg_ros.errors import CheckpointError, InputError
 from reasonseg_ros.segmenter.base import DecodeResult, ImageEmbedding
+from reasonseg_ros.segmenter.sam_torch import load_state_dict, set_threads
 from reasonseg_ros.types import Prompt
 
 SAM2_URL = "https://dl.fbaipublicfiles.com/segment_anything_2/092824/"
@@ -99,7 +100,7 @@ class Sam2Model:
         build = require_sam2(f"{setting} (SAM 2.1)")
         torch = require("torch")
         path = None if random_weights else resolve_sam2_checkpoint(model, checkpoint, cache_dir, setting)
-        state = None if path is None else _read_state(path)
+        state = None if path is None else load_state_dict(path, "SAM 2.1")
         config = f"configs/sam2.1/{model}.yaml"
         if random_weights:
             with torch.random.fork_rng():  # the same random weights every time: replays stay repeatable
@@ -138,22 +139,6 @@ class Sam2Model:
         return features
 
 
-def _read_state(path: Path) -> dict[str, Any]:
-    torch = require("torch")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise CheckpointError(
-            f"cannot read SAM 2.1 checkpoint {path}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}; "
-            "is the file complete? download it again"
-        ) from exc
-    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
-        state = state["model"]
-    if not isinstance(state, dict):
-        raise CheckpointError(f"SAM 2.1 checkpoint {path} holds a {type(state).__name__}, not a state dict")
-    return state
-
-
 class Sam2ImageSegmenter:
     """Embeds frames and decodes batches of box/point prompts with SAM 2.1."""
 
@@ -165,6 +150,7 @@ class Sam2ImageSegmenter:
 
     @classmethod
     def from_config(cls, config: SegmenterConfig) -> Sam2ImageSegmenter:
+        set_threads(config.threads)
         sam2 = Sam2Model.build(
             config.sam2.model, config.checkpoint, config.cache_dir, config.device, config.random_weights, "segmenter"
         )

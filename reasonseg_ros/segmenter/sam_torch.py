@@ -112,21 +112,21 @@ def set_threads(threads: int) -> None:
             torch.set_num_threads(threads)
 
 
-def load_state_dict(path: Path) -> dict[str, Any]:
-    """Read a checkpoint with ``weights_only=True`` (no code in the file is run)."""
+def load_state_dict(path: Path, kind: str = "SAM") -> dict[str, Any]:
+    """Read a ``kind`` checkpoint with ``weights_only=True`` (no code in the file is run)."""
     torch = require("torch", "loading SAM checkpoints")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise CheckpointError(
-            f"cannot read SAM checkpoint {path}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}; "
+            f"cannot read {kind} checkpoint {path}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}; "
             "is the file complete? download it again or point segmenter.checkpoint elsewhere"
         ) from exc
     for wrapper in ("model", "state_dict"):
         if isinstance(state, dict) and set(state) == {wrapper}:
             state = state[wrapper]
     if not isinstance(state, dict):
-        raise CheckpointError(f"SAM checkpoint {path} holds a {type(state).__name__}, not a state dict")
+        raise CheckpointError(f"{kind} checkpoint {path} holds a {type(state).__name__}, not a state dict")
     return state
 
 
