@@ -37,7 +37,7 @@ EXTRAS = {
     "sam2": ["sam2>=1.1", "torch>=2.1", "pillow"],
     # Optical-flow tracker and compressed images; on a ROS machine python3-opencv from apt serves instead.
     "cv": ["opencv-python-headless>=4.8"],
-    "download": ["pooch>=1.8"],
+    "download": ["pooch>=1.8", "tqdm"],
     "quant": ["bitsandbytes"],
     "eval": ["rosbags>=0.10", "pycocotools>=2.0.7", "matplotlib", "tqdm"],
     "test": [

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # One command on a GPU machine: the TensorRT build/parity tests, then the segmenter backend benchmark.
 # Needs the torch, onnx and tensorrt extras (pip install -e '.[torch,onnx,tensorrt,test]') and a CUDA device.
+# Runs .venv/bin/python when scripts/setup.sh made one; PYTHON=... picks another interpreter.
 # Usage: bash benchmarks/gpu_check.sh [--model vit_b] [--repeats 20]
 # Writes benchmarks/out/gpu_check/{tests.log,backends.json} and prints the figures for docs/performance.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON="${PYTHON:-python3}"
+# The project's virtual environment (scripts/setup.sh) when there is one, else python3 (a ROS or conda install).
+if [ -z "${PYTHON:-}" ]; then
+  if [ -x .venv/bin/python ]; then PYTHON=.venv/bin/python; else PYTHON=python3; fi
+fi
 OUT="${OUT_DIR:-benchmarks/out/gpu_check}"
 mkdir -p "$OUT"
 

@@ -63,7 +63,10 @@ def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
 
 
 def load(args: argparse.Namespace) -> Config:
-    return load_config(args.config, parse_overrides(args.set))
+    overrides = parse_overrides(args.set)
+    if getattr(args, "download", False):
+        overrides["segmenter.download"] = True
+    return load_config(args.config, overrides)
 
 
 def cmd_segment(args: argparse.Namespace) -> int:
@@ -72,7 +75,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
     from reasonseg_ros.engine import Engine
     from reasonseg_ros.masks import label_image
     from reasonseg_ros.messages.result_json import round_to_json
-    from reasonseg_ros.overlay import draw_overlay
+    from reasonseg_ros.overlay import overlay_of
     from reasonseg_ros.types import Frame, Instruction
 
     image_module = require("PIL.Image", "reading and writing images")
@@ -102,13 +105,17 @@ def cmd_segment(args: argparse.Namespace) -> int:
     (out / "result.json").write_text(round_to_json(result) + "\n")
     print(f"segmenter: {engine.segmenter.name}")
     print(f"reasoner:  {engine.reasoner.name}")
+    if result.random_weights:
+        print("RANDOM WEIGHTS: the masks below mean nothing (plumbing and timing only)")
+        if getattr(engine.segmenter, "fallback_reason", None):
+            print(f"  why: {engine.segmenter.fallback_reason}")
     if not result.ok:
         print(f"error ({result.error_kind}): {result.error}", file=sys.stderr)
         return 1
     masks = result.masks if result.masks is not None else np.zeros((0, *image.shape[:2]), dtype=bool)
     labels = label_image(masks, [o.object_id for o in result.objects])
     image_module.fromarray(labels).save(out / "masks.png")
-    image_module.fromarray(draw_overlay(image, masks, result.objects)).save(out / "overlay.png")
+    image_module.fromarray(overlay_of(result)).save(out / "overlay.png")
     for obj in result.objects:
         box = ", ".join(f"{v:.0f}" for v in obj.box)
         print(f"object {obj.object_id} '{obj.label}': box [{box}], {obj.area} px, score {obj.score:.3f}")
@@ -117,6 +124,24 @@ def cmd_segment(args: argparse.Namespace) -> int:
     timings = ", ".join(f"{k} {v:.1f}" for k, v in result.timings_ms.items())
     print(f"timings (ms): {timings}")
     print(f"wrote {out / 'result.json'}, {out / 'masks.png'}, {out / 'overlay.png'}")
+    return 0
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    from reasonseg_ros.segmenter.download import WEIGHTS, download_hub, fetch, is_hub_id, verify
+
+    config = load(args)
+    cache = args.cache_dir or config.segmenter.cache_dir
+    for name in args.names or ["vit_b"]:
+        if name not in WEIGHTS and is_hub_id(name):
+            print(f"{name}: {download_hub(name, args.hub_cache_dir)}")
+            continue
+        cached = Path(cache).expanduser() / WEIGHTS[name].file if name in WEIGHTS else None
+        if cached is not None and cached.is_file():
+            path, digest = verify(name, cache)  # a file already there is checked again, not trusted
+            print(f"{name}: {path} (already there; sha256 {digest} verified)")
+        else:
+            print(f"{name}: {fetch(name, cache, progress=not args.quiet)} (downloaded, verified)")
     return 0
 
 
@@ -136,6 +161,13 @@ def cmd_info(args: argparse.Namespace) -> int:
         if arch.checkpoint_file:
             where = str(found[name]) if name in found else f"not cached ({arch.url})"
             print(f"  {name:8s} {where}")
+    from reasonseg_ros.segmenter.download import WEIGHTS
+
+    for name, spec in WEIGHTS.items():
+        if name not in SAM_ARCHS:
+            path = Path(cache).expanduser() / spec.file
+            print(f"  {name:15s} {path if path.is_file() else 'not cached'}")
+    print("  (fetch, verified: reasonseg download NAME)")
     print("config:")
     print(json.dumps({"segmenter": to_dict(config.segmenter), "reasoner": to_dict(config.reasoner)}, indent=2))
     return 0
@@ -182,12 +214,20 @@ def cmd_replay(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         export_masks=Path(args.export_masks) if args.export_masks else None,
         protocol=args.protocol,
+        config_path=args.config,
+        command=" ".join(["reasonseg", *(argv_of(args))]),
     )
     try:
         run = replay(args.bag, config, args.out, options)
     except (ValueError, FileExistsError) as exc:
         raise ReasonsegError(str(exc)) from exc
     written = write_report(run, args.out)
+    if run.run["random_weights"]:
+        print(f"RANDOM WEIGHTS: {run.run['segmenter']}; the scores measure the pipeline, not segmentation")
+        if run.run.get("fallback_reason"):
+            print(f"  why: {run.run['fallback_reason']}")
+    else:
+        print(f"weights: {run.run['segmenter']}")
     m = run.metrics
     print(
         f"gIoU {m['gIoU']}, cIoU {m['cIoU']}, N-acc {m['N-acc']}, T-acc {m['T-acc']} over {m['samples']} samples"
@@ -205,12 +245,19 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def argv_of(args: argparse.Namespace) -> list[str]:
+    """The command line as typed (quoted where needed), for the report's provenance."""
+    import shlex
+
+    return [shlex.quote(a) for a in getattr(args, "argv", None) or sys.argv[1:]]
+
+
 def cmd_convert(args: argparse.Namespace) -> int:
     from reasonseg_ros.eval.convert import convert
 
     try:
         bag, images, queries = convert(
-            args.format, args.src, args.out, args.images, args.split, args.split_by, args.limit
+            args.format, args.src, args.out, args.images, args.split, args.split_by, args.limit, not args.quiet
         )
     except (FileExistsError, ValueError, KeyError) as exc:
         raise ReasonsegError(f"convert {args.format}: {exc}") from exc
@@ -260,6 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     segment.add_argument("instruction", help="the instruction text, or @file to read it from a file")
     segment.add_argument("--out", default="reasonseg_out", help="output folder (default: reasonseg_out)")
     segment.add_argument("--session", default="default")
+    download_flag(segment)
     common(segment)
     segment.set_defaults(run=cmd_segment)
 
@@ -288,12 +336,20 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--quiet", action="store_true", help="no progress bar")
     rep.add_argument("--export-masks", help="with tracking on: write the tracked masks as DAVIS result PNGs here")
     rep.add_argument("--force", action="store_true", help="replace the output bag of an earlier run in --out")
+    download_flag(rep)
     common(rep)
     rep.set_defaults(run=cmd_replay)
 
-    from reasonseg_ros.eval.convert import FORMATS
+    from reasonseg_ros.eval.convert import FORMAT_HELP, FORMATS
 
-    conv = sub.add_parser("convert", help="turn a referring-segmentation dataset into a bag with ground truth")
+    conv = sub.add_parser(
+        "convert",
+        help="turn a referring-segmentation dataset into a bag with ground truth",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="formats (what SRC is):\n"
+        + "\n".join(f"  {name:11s} {FORMAT_HELP.get(name, '')}" for name in FORMATS)
+        + "\nmore in docs/evaluation.md",
+    )
     conv.add_argument("format", choices=FORMATS)
     conv.add_argument("src", help="dataset folder (multiround: the JSON file)")
     conv.add_argument("--out", required=True, help="output bag folder (must not exist)")
@@ -301,6 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--split", help="split to convert (train, val, testA, ...; reasonseg: the sub-folder)")
     conv.add_argument("--split-by", help="refs file variant: unc, umd, google, berkeley")
     conv.add_argument("--limit", type=int, help="at most this many instructions (davis: sequences)")
+    conv.add_argument("--quiet", action="store_true", help="no progress bar")
     conv.set_defaults(run=cmd_convert)
 
     from reasonseg_ros.segmenter.checkpoints import SAM_ARCHS
@@ -321,12 +378,33 @@ def build_parser() -> argparse.ArgumentParser:
     common(exp)
     exp.set_defaults(run=cmd_export)
 
+    from reasonseg_ros.segmenter.download import WEIGHTS
+
+    dl = sub.add_parser(
+        "download",
+        help="fetch official weights, verified: SAM files by name, or a Hugging Face hub id (owner/name)",
+    )
+    dl.add_argument("names", nargs="*", metavar="NAME", help=f"{', '.join(WEIGHTS)} or a hub id (default: vit_b)")
+    dl.add_argument("--cache-dir", help="where SAM files go (default: segmenter.cache_dir)")
+    dl.add_argument("--hub-cache-dir", help="hub cache for hub ids (default: huggingface_hub's)")
+    dl.add_argument("--quiet", action="store_true", help="no progress bar")
+    common(dl)
+    dl.set_defaults(run=cmd_download)
+
     info = sub.add_parser("info", help="which backends and checkpoints are available")
     common(info)
     info.set_defaults(run=cmd_info)
     for command in sub.choices.values():  # also after the command; SUPPRESS keeps an earlier --debug
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show the traceback")
     return parser
+
+
+def download_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--download",
+        action="store_true",
+        help="fetch a missing official SAM checkpoint into segmenter.cache_dir first, SHA-256 verified",
+    )
 
 
 def package_version() -> str:
@@ -343,6 +421,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run a command; every failure is one line on stderr (``--debug`` adds the traceback)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(argv) if argv is not None else sys.argv[1:]
     debug = bool(getattr(args, "debug", False))
     try:
         return int(args.run(args))

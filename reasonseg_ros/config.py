@@ -140,6 +140,12 @@ class SegmenterConfig:
     """Fetch the official checkpoint into ``cache_dir`` when it is missing."""
     random_weights: bool = False
     """Build the architecture with random weights (plumbing and timing only; results are meaningless)."""
+    random_fallback: str | None = None
+    """Architecture built with random weights when the checkpoint is missing and cannot be downloaded (demos on
+    offline machines, e.g. vit_tiny); None fails instead. Console, results and report say when it happened."""
+    threads: int = ranged(1, low=0)
+    """Torch intra-op CPU threads of the process (0: torch's default, one per core); 1 measured fastest on a
+    loaded 2-core CPU (docs/performance.md)."""
     device: str = "cpu"
     """Torch device: cpu, cuda, cuda:1, ..."""
     multimask: bool = True
@@ -308,11 +314,32 @@ class SegTokenConfig:
 
 
 @dataclass
+class DetectorConfig:
+    """An open-vocabulary detector (OWLv2, OWL-ViT, Grounding DINO) that turns noun phrases into boxes for SAM."""
+
+    model: str = "IDEA-Research/grounding-dino-tiny"
+    """Hugging Face hub id or local folder of a zero-shot object detection model (transformers)."""
+    threshold: float | None = ranged(None, low=0.0, high=1.0)
+    """Score at or above which a box is a target; None: per family (OWLv2 0.2, OWL-ViT 0.1, Grounding DINO 0.35)."""
+    nms_iou: float = ranged(0.5, low=0.0, high=1.0)
+    """Boxes of one phrase overlapping a higher-scoring one by more than this IoU are dropped."""
+    max_per_phrase: int = ranged(10, low=1)
+    """Most targets one noun phrase may produce (highest scores first)."""
+    memory_iou: float = ranged(0.3, low=0.0, high=1.0)
+    """A box overlapping a remembered object of the same label by at least this IoU keeps that object's id."""
+    device: str = "cpu"
+    """Torch device of the detector."""
+    local_files_only: bool = False
+    """Never contact the hub (an offline robot with the model already in its cache or folder)."""
+
+
+@dataclass
 class ReasonerConfig:
-    backend: Literal["prompt", "oracle", "vlm", "remote", "seg_token"] = "prompt"
+    backend: Literal["prompt", "oracle", "vlm", "remote", "seg_token", "detector"] = "prompt"
     """prompt: JSON boxes/points/ids; oracle: prompts from ground truth (bag replay only);
     vlm: a local grounding VLM (transformers); remote: the same VLM prompt on an OpenAI-compatible server;
-    seg_token: LISA/GSVA/READ checkpoints."""
+    seg_token: LISA/GSVA/READ checkpoints; detector: noun phrases to boxes with an open-vocabulary detector."""
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
     oracle: OracleConfig = field(default_factory=OracleConfig)
     vlm: VlmConfig = field(default_factory=VlmConfig)
     remote: RemoteConfig = field(default_factory=RemoteConfig)
@@ -496,6 +523,10 @@ class Config:
         sasp = self.reasoner.seg_token.sasp
         if not 0.0 <= sasp.negative_threshold <= sasp.positive_threshold <= 1.0:
             raise ConfigError("reasoner.seg_token.sasp thresholds must satisfy 0 <= negative <= positive <= 1")
+        if self.segmenter.random_fallback is not None:
+            from reasonseg_ros.segmenter.checkpoints import arch_of
+
+            arch_of(self.segmenter.random_fallback)  # names the known architectures when it is not one
         if self.segmenter.export.opt_prompts > self.segmenter.export.max_prompts:
             raise ConfigError("segmenter.export.opt_prompts must not exceed segmenter.export.max_prompts")
         return self

@@ -42,6 +42,9 @@ EXTRA_OF_MODULE: dict[str, str] = {
     "rosbags": "eval",
     "pycocotools": "eval",
     "matplotlib": "eval",
+    "tqdm": "eval",
+    "pooch": "download",
+    "requests": "download",
     "yaml": "core",
 }
 

@@ -52,6 +52,7 @@ from reasonseg_ros.types import (
     Frame,
     Instruction,
     ObjectStatus,
+    Prompt,
     Rejection,
     RoundResult,
     SegmentedObject,
@@ -185,6 +186,7 @@ class Engine:
             id_assigned=instruction.id_assigned,
             requested_stamp_ns=instruction.stamp_ns,
         )
+        result.random_weights = bool(getattr(self.segmenter, "random_weights", self.config.segmenter.random_weights))
         start = self._clock()
         with self._round_lock:
             try:
@@ -230,6 +232,7 @@ class Engine:
     ) -> None:
         frame = buffered.frame
         found: list[tuple[dict, np.ndarray]] = []
+        prompts: list[Prompt] = []  # the prompt of each found object, for the overlay
         if targets:
             # a mask prompt given alone is the object's mask as it stands (no SAM decode)
             given = [t.prompt.mask if _mask_only(t) else None for t in targets]
@@ -269,6 +272,7 @@ class Engine:
                         "area": area,
                     }
                     found.append((fields, mask))
+                    prompts.append(target.prompt)
             with self._stage("reidentify", result):
                 self._reidentify(instruction.session, frame, found, result)
 
@@ -288,6 +292,7 @@ class Engine:
         result.rejections = rejections
         height, width = frame.size
         result.masks = np.stack([m for _, m in found]) if found else np.zeros((0, height, width), dtype=bool)
+        result.prompts = prompts
         if self.tracker is not None and objects:
             with self._stage("seed", result):
                 try:

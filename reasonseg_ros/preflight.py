@@ -99,6 +99,8 @@ def checkpoint_problem(config: Config) -> str | None:
     seg = config.segmenter
     if seg.backend != "torch" or seg.random_weights or seg.checkpoint == "from_reasoner":
         return None
+    if seg.random_fallback is not None:
+        return None  # a missing checkpoint becomes random weights, said everywhere
     if seg.download and not seg.checkpoint:
         return None  # fetched at load time (an architecture without official weights is caught there)
     from dataclasses import replace
@@ -138,6 +140,10 @@ def model_problems(config: Config) -> list[str]:
     if reasoner.backend == "vlm":
         problem = model_problem(reasoner.vlm.model, reasoner.vlm.local_files_only, "reasoner.vlm.model")
         return [problem] if problem else []
+    if reasoner.backend == "detector":
+        detector = reasoner.detector
+        problem = model_problem(detector.model, detector.local_files_only, "reasoner.detector.model")
+        return [problem] if problem else []
     if reasoner.backend == "seg_token" and reasoner.seg_token.checkpoint:
         problem = model_problem(reasoner.seg_token.checkpoint, False, "reasoner.seg_token.checkpoint")
         return [problem] if problem else []
@@ -156,9 +162,9 @@ def model_problem(model: str, local_files_only: bool, key: str) -> str | None:
     offline = local_files_only or os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
     fix = f"fetch it where there is network (huggingface-cli download {model}) or set {key} to a local folder"
     if offline:
-        why = "reasoner.vlm.local_files_only is set" if local_files_only else "HF_HUB_OFFLINE is set"
+        why = f"{key.rsplit('.', 1)[0]}.local_files_only is set" if local_files_only else "HF_HUB_OFFLINE is set"
         return f"the model '{model}' is not in the local Hugging Face cache and {why}; {fix}"
-    return _hub_problem(model, fix)
+    return hub_problem(model, fix)
 
 
 def _cached(model: str) -> bool:
@@ -172,7 +178,8 @@ def _cached(model: str) -> bool:
         return False
 
 
-def _hub_problem(model: str, fix: str) -> str | None:
+def hub_problem(model: str, fix: str) -> str | None:
+    """Why the hub cannot serve ``model`` now, or None: one request, no retries (huggingface_hub would retry)."""
     endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
     request = urllib.request.Request(f"{endpoint}/api/models/{model}", method="HEAD")
     try:

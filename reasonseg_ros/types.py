@@ -195,6 +195,10 @@ class RoundResult:
     """``N×H×W`` bool masks in the order of ``objects`` (not serialised)."""
     image: np.ndarray | None = field(default=None, repr=False)
     """The frame the round used, for overlays (not serialised)."""
+    prompts: list[Prompt] | None = field(default=None, repr=False)
+    """The SAM prompt of each object, in the order of ``objects``, for overlays (not serialised)."""
+    random_weights: bool = False
+    """The segmenter ran with random weights (configured or as the fallback): the masks mean nothing."""
 
     @property
     def ok(self) -> bool:

@@ -43,6 +43,8 @@ def test_core_imports_with_numpy_alone():
         "reasonseg_ros.engine",
         "reasonseg_ros.reasoner",
         "reasonseg_ros.reasoner.prompt",
+        "reasonseg_ros.reasoner.detector",
+        "reasonseg_ros.segmenter.download",
         "reasonseg_ros.segmenter",
         "reasonseg_ros.segmenter.sam_torch",
         "reasonseg_ros.segmenter.sam2_image",

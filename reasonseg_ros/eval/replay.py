@@ -70,7 +70,13 @@ OUTPUT_TOPICS = {
     "rejection": ("/rejection", "std_msgs/msg/String"),
     "tracks_masks": ("/tracks/masks", "sensor_msgs/msg/Image"),
     "tracks_detections": ("/tracks/detections", "vision_msgs/msg/Detection2DArray"),
+    "overlay": ("/overlay", "sensor_msgs/msg/Image"),
 }
+OVERLAY_DIR = "overlays"
+MAX_OVERLAY_FILES = 20
+"""The first rounds' overlays are also PNG files beside the report (all of them are in the output bag)."""
+COLOR_MASKS_TOPIC = "/masks_color"
+"""The label image in each object's overlay colour (rgb8), so that a bag viewer shows the masks at once."""
 
 
 @dataclass
@@ -91,6 +97,10 @@ class ReplayOptions:
     ground-truth answer teacher-forced as the model's published evaluation did (``seg_token`` only,
     docs/seg_token.md); both: free, then reference with the same loaded models (its figures under
     ``metrics["reference"]``, its output bag in ``reference/``)."""
+    config_path: str | None = None
+    """The config file, for the report's provenance."""
+    command: str | None = None
+    """The command line, for the report's provenance."""
 
 
 @dataclass
@@ -104,6 +114,8 @@ class ReplayRun:
     samples: list[Sample] = field(default_factory=list)
     models: tuple[Any, Any] | None = None
     """The ``(segmenter, reasoner)`` the run loaded, for a second run on the same models."""
+    sample_indices: list[int] = field(default_factory=list)
+    """Instruction index (key of ``results``) of each sample."""
 
 
 def replay(
@@ -145,6 +157,8 @@ def replay(
         )
         index_frames(frame_truth)  # a frame given twice stops the run now, not after playing the bag
         matching = match(instructions, records) if records is not None else None
+        if options.progress:
+            require("tqdm", "the replay progress bar (or --quiet)")  # before anything is written
         resets = [c for c in reader.connections if c.topic == RESET_TOPIC and c.msgtype == "std_msgs/msg/String"]
         engine = Engine.from_config(config) if models is None else Engine(*models, config)
         loaded = (engine.segmenter, engine.reasoner)
@@ -160,6 +174,9 @@ def replay(
             recorder = StepRecorder(engine, lambda: clock[0]())
         with BagWriter(out_dir / "output_bag") as writer:
             player = _Player(engine, writer, config, ids, progress=options.progress)
+            player.overlay_dir = out_dir / OVERLAY_DIR
+            for stale in player.overlay_dir.glob("round_*.png"):  # an earlier run's pictures (--force)
+                stale.unlink()
             clock.append(player.clock)
             if recorder is not None:
                 player.enable_tracking()
@@ -208,7 +225,9 @@ def replay(
         bag, config, options, engine, player, matching, truth_source, wall_s, image_topic, instruction_topic
     )
     run["mismatches"] += [f"tracking: {p}" for p in tracking_problems]
-    return ReplayRun(metrics, run, player.results, samples, loaded)
+    run["overlays"] = player.overlay_files
+    sample_indices = [index for index, _ in matching.pairs] if matching else []
+    return ReplayRun(metrics, run, player.results, samples, loaded, sample_indices)
 
 
 def _reference_protocol(engine: Engine, instructions: list[tuple[str, str]], matching: Any) -> set[int]:
@@ -312,16 +331,18 @@ class _Player:
         self.results: dict[int, dict[str, Any]] = {}
         self.unmatched: list[str] = []
         self.frame_ages_ms: list[float] = []
+        self.overlay_dir: Path | None = None
+        """Where the first :data:`MAX_OVERLAY_FILES` overlays are also written as PNG (None: nowhere)."""
+        self.overlay_files: list[str] = []
         self._indices: dict[str, deque[int]] = defaultdict(deque)
         for index, instruction_id in enumerate(ids):
             self._indices[instruction_id].append(index)
         self.duplicate_ids = sorted(i for i, where in self._indices.items() if len(where) > 1)
-        outputs = Outputs(**{name: self._publisher(name) for name in OUTPUT_TOPICS})
+        outputs = Outputs(**{name: self._publisher(name) for name in OUTPUT_TOPICS}, overlay_wanted=lambda: True)
         self.core = NodeCore(engine, writer.types, outputs, config.node, now_ns=self.clock)
         self.engine = engine
         self.tracking = False
-        tqdm = require("tqdm", "the replay progress bar").tqdm
-        self.bar = tqdm(total=len(ids), unit="round", disable=not progress, dynamic_ncols=True)
+        self.bar = _progress_bar(len(ids), progress)
 
     def clock(self) -> int:
         """Bag time now: the last message's time, or in real time the bag clock running since playback began."""
@@ -337,8 +358,32 @@ class _Player:
             self.writer.write(topic, msgtype, msg, self.clock())
             if name == "result":
                 self._collect(json.loads(msg.data))
+            elif name == "masks":
+                self._write_color_masks(msg)
+            elif name == "overlay":
+                self._save_overlay(msg)
 
         return publish
+
+    def _save_overlay(self, msg: Any) -> None:
+        """The round's overlay as ``overlays/round_NNN.png`` too (rounds in the order they finished)."""
+        if self.overlay_dir is None or len(self.overlay_files) >= MAX_OVERLAY_FILES:
+            return
+        from reasonseg_ros.messages.image import image_to_numpy
+
+        image_module = require("PIL.Image", "the overlay pictures")
+        self.overlay_dir.mkdir(parents=True, exist_ok=True)
+        name = f"round_{len(self.overlay_files):03d}.png"
+        image_module.fromarray(image_to_numpy(msg)).save(self.overlay_dir / name)
+        self.overlay_files.append(f"{self.overlay_dir.name}/{name}")
+
+    def _write_color_masks(self, labels_msg: Any) -> None:
+        from reasonseg_ros.messages.image import image_to_numpy, numpy_to_image
+        from reasonseg_ros.overlay import colorize_labels
+
+        picture = colorize_labels(image_to_numpy(labels_msg))
+        msg = numpy_to_image(self.writer.types["sensor_msgs/msg/Image"], labels_msg.header, picture, "rgb8")
+        self.writer.write(COLOR_MASKS_TOPIC, "sensor_msgs/msg/Image", msg, self.clock())
 
     def _collect(self, result: dict[str, Any]) -> None:
         queue = self._indices.get(result.get("instruction_id"))
@@ -450,8 +495,9 @@ def _run_info(
         "ground_truth": truth_source,
         "segmenter": engine.segmenter.name,
         "reasoner": engine.reasoner.name,
-        "random_weights": config.segmenter.random_weights,
-        "checkpoint": config.segmenter.checkpoint,
+        "random_weights": bool(getattr(engine.segmenter, "random_weights", config.segmenter.random_weights)),
+        "checkpoint": getattr(engine.segmenter, "checkpoint", None) or config.segmenter.checkpoint,
+        "fallback_reason": getattr(engine.segmenter, "fallback_reason", None),
         "config": _plain(config),
         "instructions": player.total,
         "rounds_ok": len(ok),
@@ -473,6 +519,48 @@ def _run_info(
         "errors": errors,
         "last_skip_reason": player.core.last_image_error,
         "frame_skip_reasons": dict(player.core.frame_skip_reasons),
+        "provenance": provenance(options.config_path, options.command),
+    }
+
+
+def provenance(config_path: str | None, command: str | None) -> dict[str, Any]:
+    """What produced a run: package version, git commit, date, host, config file, command line."""
+    import datetime
+    import importlib.metadata
+    import platform
+    import subprocess
+
+    try:
+        version = importlib.metadata.version("reasonseg_ros")
+    except importlib.metadata.PackageNotFoundError:
+        version = "unknown (not installed)"
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        commit += " (with uncommitted changes)" if dirty else ""
+    except (OSError, subprocess.SubprocessError):  # installed from a wheel, or no git
+        commit = "unknown (not a git checkout)"
+    return {
+        "version": version,
+        "commit": commit,
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "host": f"{platform.node()} ({platform.machine()}, {platform.system()}, Python {platform.python_version()})",
+        "config": config_path or "built-in defaults",
+        "command": command,
     }
 
 
@@ -480,3 +568,19 @@ def _plain(config: Config) -> dict[str, Any]:
     from reasonseg_ros.config import to_dict
 
     return to_dict(config)
+
+
+class _NoBar:
+    """Stands in for tqdm when no progress bar is wanted (tqdm need not be installed)."""
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress_bar(total: int, progress: bool) -> Any:
+    if not progress:
+        return _NoBar()
+    return require("tqdm", "the replay progress bar (or --quiet)").tqdm(total=total, unit="round", dynamic_ncols=True)

@@ -64,6 +64,8 @@ def render_markdown(run: ReplayRun, plots: list[str]) -> str:
     lines = ["# Replay report", ""]
     if r["random_weights"]:
         lines += [RANDOM_STAMP, ""]
+        if r.get("fallback_reason"):
+            lines += [f"Random weights because no checkpoint could be had: {r['fallback_reason']}", ""]
     lines += [
         "## Source",
         "",
@@ -75,7 +77,8 @@ def render_markdown(run: ReplayRun, plots: list[str]) -> str:
         f"| ground truth | {r['ground_truth']} |",
         f"| segmenter | {r['segmenter']} |",
         f"| reasoner | {r['reasoner']} |",
-        f"| checkpoint | {r['checkpoint'] or 'default for the model type'} |",
+        f"| checkpoint | {_checkpoint(r)} |",
+        *_provenance_rows(r.get("provenance")),
         "",
         "## Accuracy",
         "",
@@ -99,9 +102,8 @@ def render_markdown(run: ReplayRun, plots: list[str]) -> str:
         "| --- | --- | --- | --- |",
     ]
     lines += [f"| {k} | {v['samples']} | {_fmt(v['cIoU'])} | {_fmt(v['gIoU'])} |" for k, v in m["per_round"].items()]
-    lines += ["", "## Speed", "", "| stage | p50 ms | p90 ms | p99 ms |", "| --- | --- | --- | --- |"]
-    for stage, p in m["latency_ms"].items():
-        lines.append(f"| {stage} | {_fmt(p.get('p50'), 2)} | {_fmt(p.get('p90'), 2)} | {_fmt(p.get('p99'), 2)} |")
+    lines += ["", "cIoU is n/a for a round whose samples all have no target (N-acc scores those)."]
+    lines += ["", "## Speed", "", *speed_table(run)]
     overhead, age = r["engine_overhead_ms"], r["frame_age_ms"]
     lines += [
         "",
@@ -125,6 +127,20 @@ def render_markdown(run: ReplayRun, plots: list[str]) -> str:
     ]
     problems = [f"- mismatch: {p}" for p in r["mismatches"]] + [f"- error: {e}" for e in r["errors"]]
     lines += problems or ["None."]
+    lines += ["", *instruction_table(run)]
+    if r.get("overlays"):
+        first, *rest = r["overlays"]
+        lines += ["", "## Overlays", "", f"![the first round]({first})", ""]
+        lines += [
+            "Each mask outlined in its object's colour, its id and label, the prompt SAM was given "
+            "(box, green positive and red negative points), rejected phrases at the bottom."
+        ]
+        if rest:
+            lines += [
+                "",
+                "More: " + ", ".join(f"[{Path(p).stem}]({p})" for p in rest) + " (every round: `/overlay` "
+                "in the output bag).",
+            ]
     if plots:
         lines += ["", "## Plots", ""] + [f"![{name}]({name})" for name in plots]
     return "\n".join(lines) + "\n"
@@ -146,28 +162,149 @@ def write_plots(run: ReplayRun, out_dir: Path) -> list[Path]:
     per_round = run.metrics["per_round"]
     figure, axis = plt.subplots(figsize=(6, 4))
     rounds = list(per_round)
-    axis.bar(rounds, [per_round[k]["cIoU"] or 0.0 for k in rounds], color="#5a9a5a")
+    _ciou_bars(axis, rounds, [per_round[k]["cIoU"] for k in rounds])
     axis.set(xlabel="dialogue round", ylabel="cIoU", ylim=(0, 1), title="cIoU per round" + title_suffix)
     paths.append(_save(figure, out_dir / "ciou_per_round.png", plt))
 
-    figure, axis = plt.subplots(figsize=(6, 4))
-    stages: dict[str, list[float]] = {}
-    for result in run.results.values():
-        for stage, ms in (result.get("timings_ms") or {}).items():
-            stages.setdefault(stage, []).append(ms)
-    for stage, values in sorted(stages.items()):
-        values = np.sort(values)
-        axis.plot(values, np.arange(1, len(values) + 1) / len(values), label=stage)
-    axis.set(xlabel="ms", ylabel="fraction of rounds", title="latency CDF per stage" + title_suffix)
-    if stages:
-        axis.set_xscale("symlog", linthresh=1.0)
-        axis.legend(fontsize=7)
+    figure = _latency_ecdf(run, plt, title_suffix)
     paths.append(_save(figure, out_dir / "latency_cdf.png", plt))
     if run.metrics.get("tracking"):
         tracking = run.metrics["tracking"]
         suffix = " (random-weight tracker)" if tracking.get("random_weights") else ""
         paths.append(plot_tracking(tracking, out_dir / "tracking_iou_over_time.png", plt, suffix))
     return paths
+
+
+STAGE_ORDER = (
+    "validate",
+    "select_frame",
+    "tracker_wait",
+    "track",
+    "reason",
+    "validate_masks",
+    "embed",
+    "decode",
+    "encode_masks",
+    "reidentify",
+    "memory",
+    "seed",
+    "total",
+)
+"""The stages of a round in the order they run (engine.py), ``total`` last."""
+ECDF_STAGES = ("reason", "embed", "decode", "total")
+MAX_INSTRUCTION_ROWS = 1000
+"""A dataset replay has thousands of instructions: the report lists this many (every result is in the bag)."""
+
+
+def _stage_key(stage: str) -> tuple[int, str]:
+    return (STAGE_ORDER.index(stage) if stage in STAGE_ORDER else len(STAGE_ORDER) - 1, stage)
+
+
+def _checkpoint(r: dict[str, Any]) -> str:
+    if r["random_weights"]:
+        return "none (random weights)"
+    return f"`{r['checkpoint']}`" if r["checkpoint"] else "default for the model type"
+
+
+def _provenance_rows(provenance: dict[str, Any] | None) -> list[str]:
+    if not provenance:
+        return []
+    rows = [
+        f"| package | reasonseg_ros {provenance['version']}, commit {provenance['commit']} |",
+        f"| run | {provenance['date']} on {provenance['host']} |",
+        f"| config | `{provenance['config']}` |",
+    ]
+    if provenance.get("command"):
+        rows.append(f"| command | `{provenance['command']}` |")
+    return rows
+
+
+def speed_table(run: ReplayRun) -> list[str]:
+    """Per-stage latency in pipeline order, with the number of rounds behind each figure."""
+    counts: dict[str, int] = {}
+    for sample in run.samples:
+        for stage in sample.timings_ms:
+            counts[stage] = counts.get(stage, 0) + 1
+    lines = ["| stage | n | p50 ms | p90 ms | p99 ms |", "| --- | --- | --- | --- | --- |"]
+    for stage in sorted(run.metrics["latency_ms"], key=_stage_key):
+        p = run.metrics["latency_ms"][stage]
+        lines.append(
+            f"| {stage} | {counts.get(stage, 0)} | {_fmt(p.get('p50'), 2)} | {_fmt(p.get('p90'), 2)} | "
+            f"{_fmt(p.get('p99'), 2)} |"
+        )
+    lines += ["", "n: scored rounds in which the stage ran (a round without targets runs no embed or decode)."]
+    return lines
+
+
+def instruction_table(run: ReplayRun) -> list[str]:
+    """One row per instruction: text, session/round, IoU, predicted vs expected objects, error."""
+    lines = [
+        "## Per instruction",
+        "",
+        "| # | instruction | session / round | IoU | predicted / expected | error |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    scored = dict(zip(run.sample_indices, run.samples, strict=False))
+    indices = sorted(set(run.results) | set(scored))
+    for index in indices[:MAX_INSTRUCTION_ROWS]:
+        result, sample = run.results.get(index), scored.get(index)
+        text = _cell((result or {}).get("instruction", ""), 60)
+        where = f"{result['session']} / {_fmt(result['round'])}" if result else "n/a"
+        predicted = len(result["objects"]) if result and result["ok"] else 0
+        expected = "n/a"
+        iou = "n/a (not scored)"
+        if sample is not None:
+            score = score_sample(sample)
+            expected = str(len(sample.expected))
+            if score.has_target:
+                iou = _fmt(score.iou)
+            else:  # a no-target sample has no IoU; N-acc counts whether it was left empty
+                iou = "n/a (no target, left empty)" if score.predicted_empty else "n/a (no target, yet predicted)"
+        error = ""
+        if result is None:
+            error = "no result"
+        elif not result["ok"]:
+            error = _cell(f"{result['error']['kind']}: {result['error']['message']}", 80)
+        lines.append(f"| {index} | {text} | {where} | {iou} | {predicted} / {expected} | {error} |")
+    if len(indices) > MAX_INSTRUCTION_ROWS:
+        shown = f"The first {MAX_INSTRUCTION_ROWS} of {len(indices)} instructions"
+        lines += ["", f"{shown}; every result is in the output bag."]
+    return lines
+
+
+def _cell(text: str, width: int) -> str:
+    """Text safe inside a markdown table cell, cut to ``width`` characters."""
+    flat = " ".join(str(text).split()).replace("|", "\\|")
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def _ciou_bars(axis: Any, rounds: list[str], values: list[float | None]) -> None:
+    """Bars for rounds with a cIoU; "n/a" written where a round had no target to score (not a zero bar)."""
+    axis.bar(rounds, [v if v is not None else 0.0 for v in values], color="#5a9a5a")
+    for x, value in enumerate(values):
+        if value is None:
+            axis.text(x, 0.02, "n/a", ha="center", va="bottom", fontsize=8, color="#666666")
+
+
+def _latency_ecdf(run: ReplayRun, plt: Any, title_suffix: str) -> Any:
+    """Step ECDF of the reason, embed, decode and total times of the rounds."""
+    figure, axis = plt.subplots(figsize=(6, 4))
+    stages: dict[str, list[float]] = {}
+    for result in run.results.values():
+        for stage, ms in (result.get("timings_ms") or {}).items():
+            if stage in ECDF_STAGES:
+                stages.setdefault(stage, []).append(ms)
+    for stage in sorted(stages, key=_stage_key):
+        values = np.sort(stages[stage])
+        fractions = np.arange(1, len(values) + 1) / len(values)
+        # the step rises from 0 at the fastest round: F(x) = share of rounds taking at most x
+        axis.step(np.r_[values[0], values], np.r_[0.0, fractions], where="post", label=f"{stage} (n={len(values)})")
+    axis.set(xlabel="ms", ylabel="fraction of rounds", ylim=(0, 1.02), title="latency ECDF" + title_suffix)
+    if stages:
+        axis.set_xscale("symlog", linthresh=1.0)
+        axis.set_xlim(left=0)
+        axis.legend(fontsize=7)
+    return figure
 
 
 def tracking_section(tracking: dict[str, Any] | None) -> list[str]:

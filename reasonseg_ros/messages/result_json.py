@@ -72,6 +72,7 @@ def round_to_dict(result: RoundResult, *, include_masks: bool = True) -> dict[st
         "warnings": list(result.warnings),
         "timings_ms": {k: round(v, 3) for k, v in result.timings_ms.items()},
         "embedding_cached": result.embedding_cached,
+        "random_weights": result.random_weights,
     }
     if result.raw_output is not None:
         data["raw_output"] = result.raw_output

@@ -42,6 +42,10 @@ def create_reasoner(config: ReasonerConfig) -> Reasoner:
         from reasonseg_ros.reasoner.seg_token.reasoner import SegTokenReasoner
 
         return SegTokenReasoner.from_config(config.seg_token)
+    if config.backend == "detector":
+        from reasonseg_ros.reasoner.detector import DetectorReasoner
+
+        return DetectorReasoner.from_config(config.detector)
     raise ConfigError(f"reasoner.backend '{config.backend}' is not available")
 
 

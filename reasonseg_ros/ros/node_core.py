@@ -55,7 +55,7 @@ from reasonseg_ros.messages import (
     round_to_json,
 )
 from reasonseg_ros.messages.result_json import readable_envelope_id
-from reasonseg_ros.overlay import draw_overlay
+from reasonseg_ros.overlay import overlay_of
 from reasonseg_ros.types import Frame, Instruction, RoundResult, TrackStep
 
 Publish = Callable[[Any], None]
@@ -485,7 +485,7 @@ class NodeCore:
             if out.detections and cfg.publish_detections:
                 out.detections(objects_to_detections(self.types, header, result.objects))
             if out.overlay and cfg.publish_overlay and result.image is not None and out.overlay_wanted():
-                picture = draw_overlay(result.image, masks, result.objects)
+                picture = overlay_of(result)
                 out.overlay(
                     numpy_to_image(self.types["sensor_msgs/msg/Image"], header, picture, "rgb8", self._wrap_data)
                 )

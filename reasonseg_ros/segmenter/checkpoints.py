@@ -84,28 +84,14 @@ def resolve_checkpoint(config: SegmenterConfig) -> Path:
     if path.is_file():
         return path
     if config.download:
-        return download(arch.url or "", path)
+        from reasonseg_ros.segmenter.download import fetch
+
+        return fetch(config.model_type, config.cache_dir)
     raise CheckpointError(
-        f"SAM checkpoint not found: {path}; download {arch.url} there, "
-        "or set segmenter.checkpoint (or segmenter.download: true)"
+        f"SAM checkpoint not found: {path}; run `reasonseg download {config.model_type}` "
+        f"(or download {arch.url} there), or set segmenter.checkpoint (or segmenter.download: true, "
+        "or --download)"
     )
-
-
-def download(url: str, path: Path) -> Path:
-    from reasonseg_ros.deps import require
-
-    hub = require("torch.hub", "downloading SAM checkpoints")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(path.suffix + ".part")
-    try:
-        hub.download_url_to_file(url, str(partial), progress=True)
-    except Exception as exc:
-        partial.unlink(missing_ok=True)
-        raise CheckpointError(
-            f"could not download {url} to {path}: {exc}; fetch it by hand and set segmenter.checkpoint"
-        ) from exc
-    partial.replace(path)
-    return path
 
 
 def cached_checkpoints(cache_dir: str) -> dict[str, Path]:

@@ -81,6 +81,8 @@ class ExportedSamSegmenter:
     ) -> None:
         self.encoder = encoder
         self.decoder = decoder
+        self.random_weights = manifest.get("weights") == "random weights"
+        """The exported graphs carry random weights (``reasonseg export --random-weights``)."""
         self.image_size = int(manifest["image_size"])
         self.channels = int(manifest["channels"])
         self.mask_threshold = float(manifest.get("mask_threshold", 0.0))

@@ -28,6 +28,7 @@ from reasonseg_ros.errors import CheckpointError, ConfigError, ModelError
 
 log = logging.getLogger(__name__)
 
+DEFAULT_PROVIDERS = OnnxConfig.providers
 PROVIDER_NAMES = {
     "tensorrt": "TensorrtExecutionProvider",
     "cuda": "CUDAExecutionProvider",
@@ -39,7 +40,10 @@ def choose_providers(wanted: str, available: list[str]) -> list[str]:
     """ONNX Runtime provider names for ``wanted`` (``"tensorrt,cuda,cpu"``).
 
     The ones this ONNX Runtime build lacks are skipped with a log line; CPU is always the last resort.
+    The default list (``cuda,cpu``) means "CUDA if there is one": on a machine without it the skip is
+    an info line, not a warning; a list the user wrote warns.
     """
+    level = logging.INFO if wanted == DEFAULT_PROVIDERS else logging.WARNING
     chosen = []
     for short in [w.strip().lower() for w in wanted.split(",") if w.strip()]:
         if short not in PROVIDER_NAMES:
@@ -51,7 +55,8 @@ def choose_providers(wanted: str, available: list[str]) -> list[str]:
             chosen.append(name)
         else:
             package = "onnxruntime-gpu" if short in ("cuda", "tensorrt") else "onnxruntime"
-            log.warning(
+            log.log(
+                level,
                 "ONNX Runtime has no %s here (available: %s); falling back. Install %s built for this CUDA",
                 name,
                 ", ".join(available),

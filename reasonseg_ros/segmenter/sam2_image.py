@@ -32,7 +32,7 @@ from reasonseg_ros.config import SegmenterConfig
 from reasonseg_ros.deps import require
 from reasonseg_ros.errors import CheckpointError, InputError
 from reasonseg_ros.segmenter.base import DecodeResult, ImageEmbedding
-from reasonseg_ros.segmenter.sam_torch import load_state_dict
+from reasonseg_ros.segmenter.sam_torch import load_state_dict, set_threads
 from reasonseg_ros.types import Prompt
 
 SAM2_URL = "https://dl.fbaipublicfiles.com/segment_anything_2/092824/"
@@ -63,7 +63,7 @@ def resolve_sam2_checkpoint(model: str, checkpoint: str | None, cache_dir: str, 
         where = f"{setting}.checkpoint" if checkpoint else f"{setting}.cache_dir ({path.parent})"
         raise CheckpointError(
             f"SAM 2.1 checkpoint {path} not found: download {SAM2_URL}{name} into {where} "
-            f"or set {setting}.checkpoint to the file"
+            f"(`reasonseg download {model}` does, verified) or set {setting}.checkpoint to the file"
         )
     return path
 
@@ -150,6 +150,7 @@ class Sam2ImageSegmenter:
 
     @classmethod
     def from_config(cls, config: SegmenterConfig) -> Sam2ImageSegmenter:
+        set_threads(config.threads)
         sam2 = Sam2Model.build(
             config.sam2.model, config.checkpoint, config.cache_dir, config.device, config.random_weights, "segmenter"
         )

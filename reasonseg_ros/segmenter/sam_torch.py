@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,30 @@ def _build_small_sam(arch: SamArch) -> Any:
     return sam.eval()
 
 
+def _random_sam(model_type: str) -> Any:
+    """The same random weights every time, so that replays stay repeatable."""
+    torch = require("torch")
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return build_sam(model_type)
+
+
+_threads_lock = threading.Lock()
+
+
+def set_threads(threads: int) -> None:
+    """Torch's intra-op thread count for this process (``segmenter.threads``; 0 leaves torch's default).
+
+    It is process-wide: the last segmenter built decides it.
+    """
+    if threads <= 0:
+        return
+    torch = require("torch", "the torch segmenter")
+    with _threads_lock:
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+
+
 def load_state_dict(path: Path, kind: str = "SAM") -> dict[str, Any]:
     """Read a ``kind`` checkpoint with ``weights_only=True`` (no code in the file is run)."""
     torch = require("torch", "loading SAM checkpoints")
@@ -139,23 +164,40 @@ class TorchSamSegmenter:
         self.multimask = multimask
         self.batch_size = batch_size
         self.name = name
+        self.random_weights = False
+        """True when the weights are random (configured, or the fallback of ``segmenter.random_fallback``)."""
+        self.checkpoint: str | None = None
+        """The weights file loaded, when there is one."""
+        self.fallback_reason: str | None = None
+        """Why ``segmenter.random_fallback`` was taken (the checkpoint error), when it was."""
         self._resize = transforms.ResizeLongestSide(sam.image_encoder.img_size)
 
     @classmethod
     def from_config(cls, config: SegmenterConfig) -> TorchSamSegmenter:
-        if config.random_weights:
-            torch = require("torch")
-            with torch.random.fork_rng():  # the same random weights every time: replays stay repeatable
-                torch.manual_seed(0)
-                sam, weights = build_sam(config.model_type), "random weights"
+        set_threads(config.threads)
+        model_type, random, fallback_reason = config.model_type, config.random_weights, None
+        if random:
+            sam, weights = _random_sam(model_type), "random weights"
         else:
-            # Find and read the file before building the model: a missing file fails in milliseconds.
-            path = resolve_checkpoint(config)
-            state = load_state_dict(path)
-            sam, weights = build_sam(config.model_type), str(path)
-            load_weights(sam, state, config.model_type, path)
-        name = f"torch SAM {config.model_type} ({weights})"
-        return cls(sam, config.device, config.multimask, config.decode_batch_size, name)
+            try:
+                # Find and read the file before building the model: a missing file fails in milliseconds.
+                path = resolve_checkpoint(config)
+            except CheckpointError as exc:
+                if config.random_fallback is None:
+                    raise
+                model_type, random, fallback_reason = config.random_fallback, True, str(exc)
+                sam = _random_sam(model_type)
+                weights = f"random weights: fallback, no {config.model_type} checkpoint"
+            else:
+                state = load_state_dict(path)
+                sam, weights = build_sam(model_type), str(path)
+                load_weights(sam, state, model_type, path)
+        name = f"torch SAM {model_type} ({weights})"
+        segmenter = cls(sam, config.device, config.multimask, config.decode_batch_size, name)
+        segmenter.random_weights = random
+        segmenter.checkpoint = None if random else weights
+        segmenter.fallback_reason = fallback_reason
+        return segmenter
 
     @classmethod
     def from_state_dict(cls, state: dict[str, Any], config: SegmenterConfig) -> TorchSamSegmenter:

@@ -23,6 +23,17 @@ from reasonseg_ros.eval.convert import grefcoco, multiround, reasonseg, refcoco
 from reasonseg_ros.eval.convert.common import ImageSample, write_bag
 
 FORMATS = ("refcoco", "refcoco+", "refcocog", "fprefcoco", "grefcoco", "reasonseg", "multiround", "davis")
+FORMAT_HELP = {
+    "refcoco": "SRC holds instances.json and refs(<split_by>).p; images under --images (default SRC/images)",
+    "refcoco+": "as refcoco (RefCOCO+ refs)",
+    "refcocog": "as refcoco (RefCOCOg refs; --split-by umd or google)",
+    "fprefcoco": "as refcoco; false-premise sentences (is_false_premise / exist: false) expect no object",
+    "grefcoco": "SRC holds instances.json and grefs(unc).json; ann_id [-1] or no_target expects no object",
+    "reasonseg": "ReasonSeg folder, --split val picks SRC/val; NAME.jpg + NAME.json per image",
+    "multiround": "SRC is one JSON file of dialogues (docs/evaluation.md gives its layout)",
+    "davis": "DAVIS-format folder (DAVIS 2017, MOSE): JPEGImages/ and Annotations/ per sequence",
+}
+"""What SRC is for each format (``reasonseg convert --help``)."""
 
 
 def dataset_samples(
@@ -47,6 +58,7 @@ def convert(
     split: str | None = None,
     split_by: str | None = None,
     limit: int | None = None,
+    progress: bool = False,
 ) -> tuple[Path, int, int]:
     """Write the bag and its ground truth; returns (bag, images, instructions).
 
@@ -57,7 +69,7 @@ def convert(
 
         return davis.convert(src, out, split, limit)
     samples = dataset_samples(fmt, Path(src), Path(images) if images else None, split, split_by)
-    return write_bag(samples, out, limit)
+    return write_bag(samples, out, limit, progress=progress)
 
 
-__all__ = ["FORMATS", "convert", "dataset_samples"]
+__all__ = ["FORMATS", "FORMAT_HELP", "convert", "dataset_samples"]

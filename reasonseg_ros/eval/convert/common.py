@@ -126,15 +126,24 @@ def limited(samples: Iterable[ImageSample], limit: int | None) -> Iterator[Image
         yield sample
 
 
-def write_bag(samples: Iterable[ImageSample], out: str | Path, limit: int | None = None) -> tuple[Path, int, int]:
-    """Write images and timed instructions (MCAP) and ``ground_truth.jsonl``; returns (bag, images, queries)."""
+def write_bag(
+    samples: Iterable[ImageSample], out: str | Path, limit: int | None = None, progress: bool = False
+) -> tuple[Path, int, int]:
+    """Write images and timed instructions (MCAP) and ``ground_truth.jsonl``; returns (bag, images, queries).
+
+    ``progress`` shows a bar of the images written (tqdm, from the eval extra).
+    """
     out = Path(out)
     samples = iter(samples)
     first = next(samples, None)  # read the dataset's index before creating anything
     if first is None:
         raise ValueError("the dataset has no samples (check --split)")
     try:
-        return _write(itertools.chain([first], samples), out, limit)
+        chained: Iterable[ImageSample] = itertools.chain([first], samples)
+        if progress:
+            tqdm = require("tqdm", "the convert progress bar").tqdm
+            chained = tqdm(chained, unit="image", desc=out.name, dynamic_ncols=True)
+        return _write(chained, out, limit)
     except BaseException:
         if out.exists():
             shutil.rmtree(out)  # no half-written bag left behind
