@@ -17,6 +17,7 @@
 import dataclasses
 import json
 import time
+from collections import Counter
 
 import pytest
 
@@ -29,6 +30,7 @@ pytest.importorskip("torch", reason="the torch extra is not installed")
 pytest.importorskip("cv2", reason="tracking.backend flow (configured below) needs the cv extra")
 
 from reasonseg_ros.engine import Engine
+from reasonseg_ros.eval.bag_io import open_bag
 from reasonseg_ros.eval.demo_bag import DIALOGUE, FRAME_PERIOD_NS, render, write_demo_bag
 from reasonseg_ros.eval.replay import ReplayOptions, replay
 from reasonseg_ros.eval.report import write_report
@@ -132,9 +134,18 @@ def test_tracking_replay_is_deterministic_and_reported(demo, tmp_path, monkeypat
 
 
 def test_realtime_replay_steps_as_the_robot_would(demo, tmp_path, monkeypatch):
-    tracking = run(demo, tmp_path, monkeypatch, replay_mode="realtime", **{"tracking.rate_hz": 5.0}).metrics["tracking"]
+    tracking = run(demo, tmp_path, monkeypatch, replay_mode="realtime", **{"tracking.rate_hz": 20.0}).metrics[
+        "tracking"
+    ]
     assert tracking["mode"] == "realtime" and tracking["steps"] >= 1
     assert tracking["objects"] >= 1 and 0.0 <= tracking["J"] <= 1.0
+    # The worker and the tracking thread publish at once: every message lands on its own topic.
+    reader = open_bag(tmp_path / "output_bag")
+    counts = Counter(connection.topic for connection, _, _ in reader.messages())
+    reader.close()
+    assert counts["/result"] == len([t for t in DIALOGUE if t.frame < 35])
+    if "/tracks/masks" in counts:  # published where the node core runs the tracking loop
+        assert counts["/tracks/masks"] == counts["/tracks/detections"] == tracking["steps"]
 
 
 def test_no_tracking_section_when_tracking_is_off(demo, tmp_path, monkeypatch):

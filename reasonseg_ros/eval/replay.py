@@ -322,6 +322,7 @@ class _Player:
 
     def __init__(self, engine: Engine, writer: BagWriter, config: Config, ids: list[str], progress: bool) -> None:
         self.writer = writer
+        self._write_lock = threading.Lock()
         self.total = len(ids)
         self._ids = ids
         self._delivered = 0
@@ -355,7 +356,8 @@ class _Player:
         topic, msgtype = OUTPUT_TOPICS[name]
 
         def publish(msg: Any) -> None:
-            self.writer.write(topic, msgtype, msg, self.clock())
+            with self._write_lock:  # the worker and the tracking thread both publish; the bag writer is not shared-safe
+                self.writer.write(topic, msgtype, msg, self.clock())
             if name == "result":
                 self._collect(json.loads(msg.data))
             elif name == "masks":
