@@ -102,20 +102,24 @@ def fill_banks(tracker, step: int = 40) -> None:
             bank.pointers.append((step - k, bank.cond_pointer.clone()))
 
 
-def bench_sam2(full: bool, steps: int) -> None:
+def bench_sam2(full: bool, steps: int, device: str = "cpu") -> None:
     import torch
+
+    def sync() -> None:  # CUDA runs asynchronously: time what the GPU did, not what was queued
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
 
     from reasonseg_ros.segmenter.sam2_image import Sam2Model
     from reasonseg_ros.tracker.sam2_tracker import Sam2Tracker
 
     if full:
-        sam2 = Sam2Model.build("sam2.1_hiera_t", None, "", "cpu", True, "tracking.sam2")
-        recent, label = 6, "full-size sam2.1_hiera_t (random weights, 1024 input)"
+        sam2 = Sam2Model.build("sam2.1_hiera_t", None, "", device, True, "tracking.sam2")
+        recent, label = 6, f"full-size sam2.1_hiera_t (random weights, 1024 input, {device})"
     else:
         from sam2_tiny import RECENT_FRAMES, tiny_overrides
 
-        sam2 = Sam2Model.build("sam2.1_hiera_t", None, "", "cpu", True, "tracking.sam2", tiny_overrides())
-        recent, label = RECENT_FRAMES, "tiny SAM 2.1 (tests' model, 256 input)"
+        sam2 = Sam2Model.build("sam2.1_hiera_t", None, "", device, True, "tracking.sam2", tiny_overrides())
+        recent, label = RECENT_FRAMES, f"tiny SAM 2.1 (tests' model, 256 input, {device})"
     scene = looping_scene(720, 1280, 10, 8, 50)
     results = {}
     for n in (1, 5, 10):
@@ -126,12 +130,15 @@ def bench_sam2(full: bool, steps: int) -> None:
         times, encodes = [], []
         for k in range(steps):
             frame = Frame(scene.frames[1 + k % 7].copy(), k)  # a new array: a real encode every step
+            sync()
             start = time.perf_counter()
             with torch.inference_mode():
                 sam2.encode(frame.image)
+            sync()
             encodes.append(time.perf_counter() - start)
             start = time.perf_counter()
             tracker.step(frame)  # the encode is memoised: this is the per-object part
+            sync()
             times.append(time.perf_counter() - start)
         encode = statistics.median(encodes) * 1000
         per_step = statistics.median(times) * 1000
@@ -196,15 +203,16 @@ def main() -> None:
     parser.add_argument("--parts", default="flow,sam2-tiny,rss-flow,rss-sam2")
     parser.add_argument("--sam2-frames", type=int, default=2000, help="steps of the sam2 RSS run")
     parser.add_argument("--steps", type=int, default=5, help="timed sam2 steps per object count (tiny model)")
+    parser.add_argument("--device", default="cpu", help="torch device of the sam2 parts (cuda on a GPU machine)")
     args = parser.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, {platform.processor() or platform.platform()}")
     parts = args.parts.split(",")
     if "flow" in parts:
         bench_flow()
     if "sam2-tiny" in parts:
-        bench_sam2(False, args.steps)
+        bench_sam2(False, args.steps, args.device)
     if "sam2-full" in parts:
-        bench_sam2(True, 1)
+        bench_sam2(True, 1 if args.device == "cpu" else args.steps, args.device)  # seconds a step on a CPU
     if "rss-flow" in parts:
         bench_rss_flow()
     if "rss-sam2" in parts:

@@ -40,3 +40,6 @@ fi
 
 echo "== benchmark"
 "$PYTHON" benchmarks/segmenter_backends.py --device cuda --json "$OUT/backends.json" "$@"
+
+echo "== SAM 2.1 tracking (hiera_t architecture, random weights; 1, 5, 10 objects at 720p; goal <= 15 ms for 5)"
+"$PYTHON" benchmarks/bench_tracking.py --parts sam2-full --device cuda --steps 20 2>&1 | tee "$OUT/tracking.log"
