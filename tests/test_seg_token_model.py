@@ -355,3 +355,29 @@ def test_assembly_matches_transformers_own_llava() -> None:
         theirs = llava(input_ids=torch.tensor([expanded]), pixel_values=pixels, output_hidden_states=True)
         mine = model.last_hidden_states(ids, pixels)
     assert torch.allclose(mine, theirs.hidden_states[-1][0], atol=1e-5)
+
+
+def test_a_round_past_its_deadline_fails_instead_of_returning_a_truncated_answer(reasoner: SegTokenReasoner) -> None:
+    image = np.random.default_rng(0).integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    reasoner.deadline_s = 1e-9  # reasoner.deadline_s, as create_reasoner hands it over
+    try:
+        with pytest.raises(ModelError, match="deadline of 1e-09 s"):
+            reasoner.reason(image, "the mug", EMPTY)
+        for roomy in (None, 60.0):  # the same round is not refused for time (the random model may answer nonsense)
+            reasoner.deadline_s = roomy
+            try:
+                reasoner.reason(image, "the mug", EMPTY)
+            except ModelError as exc:
+                assert "deadline" not in str(exc)
+    finally:
+        reasoner.deadline_s = None
+
+
+def test_create_reasoner_hands_the_round_deadline_to_seg_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    from reasonseg_ros.config import ReasonerConfig
+    from reasonseg_ros.reasoner import create_reasoner
+
+    seen = {}
+    monkeypatch.setattr(SegTokenReasoner, "from_config", classmethod(lambda cls, s, d=None: seen.setdefault("d", d)))
+    create_reasoner(ReasonerConfig(backend="seg_token", deadline_s=7.5))
+    assert seen["d"] == 7.5

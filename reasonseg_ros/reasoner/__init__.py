@@ -41,7 +41,7 @@ def create_reasoner(config: ReasonerConfig) -> Reasoner:
     if config.backend == "seg_token":
         from reasonseg_ros.reasoner.seg_token.reasoner import SegTokenReasoner
 
-        return SegTokenReasoner.from_config(config.seg_token)
+        return SegTokenReasoner.from_config(config.seg_token, config.deadline_s)
     if config.backend == "detector":
         from reasonseg_ros.reasoner.detector import DetectorReasoner
 

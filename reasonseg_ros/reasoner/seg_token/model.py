@@ -178,9 +178,18 @@ class SegTokenModel(nn.Module):
         return self.text_hidden_fcs[0](states)
 
     def generate(
-        self, input_ids: Sequence[int], pixels: Any, max_new_tokens: int, eos_token_id: int | None, extra: Any = None
+        self,
+        input_ids: Sequence[int],
+        pixels: Any,
+        max_new_tokens: int,
+        eos_token_id: int | None,
+        extra: Any = None,
+        max_time: float | None = None,
     ) -> Generation:
-        """Greedy answer, keeping the last-layer state of every position (one pass, KV cache on)."""
+        """Greedy answer, keeping the last-layer state of every position (one pass, KV cache on).
+
+        ``max_time``: seconds after which generation stops (transformers' ``max_time``), for the round's deadline.
+        """
         embeds, image_start = self.embed_inputs(input_ids, self.encode_image(pixels), extra)
         mask = torch.ones(embeds.shape[:2], dtype=torch.long, device=embeds.device)
         out = self.language_model.generate(
@@ -193,6 +202,7 @@ class SegTokenModel(nn.Module):
             return_dict_in_generate=True,
             eos_token_id=eos_token_id,
             pad_token_id=eos_token_id if eos_token_id is not None else 0,
+            **({"max_time": max_time} if max_time is not None else {}),
         )
         steps = out.hidden_states
         new_ids = out.sequences[0, -len(steps) :].tolist()

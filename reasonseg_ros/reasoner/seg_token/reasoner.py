@@ -24,6 +24,7 @@ remembered objects' masks and boxes go in as extra input embeddings.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -78,6 +79,7 @@ class SegTokenReasoner:
         use_im_start_end: bool = True,
         sam_state: dict[str, Any] | None = None,
         name: str = "",
+        deadline_s: float | None = None,
     ) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
@@ -85,6 +87,8 @@ class SegTokenReasoner:
         self.settings = settings or SegTokenConfig()
         self.template = template
         self.use_im_start_end = use_im_start_end
+        self.deadline_s = deadline_s
+        """``reasoner.deadline_s``: generation stops there and the round fails (None: no limit)."""
         self.seg_id = tokenizer.convert_tokens_to_ids(layout.seg_token)
         self.rej_id = tokenizer.convert_tokens_to_ids(layout.rej_token) if layout.rej_token else None
         sasp = self.settings.sasp
@@ -108,7 +112,7 @@ class SegTokenReasoner:
         self.last_timings_ms: dict[str, float] = {}
 
     @classmethod
-    def from_config(cls, settings: SegTokenConfig) -> SegTokenReasoner:
+    def from_config(cls, settings: SegTokenConfig, deadline_s: float | None = None) -> SegTokenReasoner:
         from reasonseg_ros.reasoner.seg_token import loader
 
         loaded = loader.load(settings)
@@ -124,6 +128,7 @@ class SegTokenReasoner:
             bool(loaded.config.get("mm_use_im_start_end", True)),
             loaded.sam_state,
             f"seg_token {settings.checkpoint}",
+            deadline_s,
         )
 
     def sam_state_dict(self) -> dict[str, Any]:
@@ -150,9 +155,16 @@ class SegTokenReasoner:
         with torch.inference_mode():
             pixels = self.model.preprocess(image)
             extra = self._memory_tokens(image, memory)
+            started = time.monotonic()
             generation = self.model.generate(
-                ids, pixels, self.settings.max_new_tokens, self.tokenizer.eos_token_id, extra
+                ids, pixels, self.settings.max_new_tokens, self.tokenizer.eos_token_id, extra, self.deadline_s
             )
+            if self.deadline_s is not None and time.monotonic() - started >= self.deadline_s:
+                # max_time stopped the answer part-way: its markers would be a truncated, wrong answer
+                raise ModelError(
+                    f"the seg_token answer did not finish within the round's deadline of {self.deadline_s:g} s; "
+                    "raise reasoner.deadline_s, or use a faster device"
+                )
             new_ids = list(generation.new_ids)
             while new_ids and new_ids[-1] == self.tokenizer.eos_token_id:
                 new_ids.pop()  # only trailing: marker indices must stay those of the generated sequence
