@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,3 +103,12 @@ def cached_checkpoints(cache_dir: str) -> dict[str, Path]:
         for name, arch in SAM_ARCHS.items()
         if arch.checkpoint_file and (root / arch.checkpoint_file).is_file()
     }
+
+
+def file_digest(path: Path, algorithm: str = "sha256") -> str:
+    """Hex digest of a file read in 1 MiB blocks (checkpoints are gigabytes; ``hashlib.file_digest`` needs 3.11)."""
+    digest = hashlib.new(algorithm, usedforsecurity=False)
+    with open(path, "rb") as source:
+        for block in iter(lambda: source.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -27,7 +27,6 @@ every later download is checked against it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import sys
@@ -37,7 +36,7 @@ from typing import Any, TextIO
 
 from reasonseg_ros.deps import require
 from reasonseg_ros.errors import CheckpointError
-from reasonseg_ros.segmenter.checkpoints import SAM_ARCHS
+from reasonseg_ros.segmenter.checkpoints import SAM_ARCHS, file_digest
 from reasonseg_ros.segmenter.sam2_image import SAM2_FILES, SAM2_URL
 
 RECORDED = "recorded_hashes.json"
@@ -103,7 +102,7 @@ def verify(name: str, cache_dir: str | Path) -> tuple[Path, str]:
     spec = _spec(name)
     path = Path(cache_dir).expanduser() / spec.file
     expected = spec.sha256 or _recorded(path.parent).get(spec.file)
-    digest = sha256_of(path)
+    digest = file_digest(path)
     if expected is not None and digest != expected:
         raise CheckpointError(
             f"{path} has SHA-256 {digest}, expected {expected}: the file is damaged or not the official one; "
@@ -140,13 +139,13 @@ def download_file(spec: WeightsFile, folder: Path, *, progress: bool = True, log
         if type(exc).__module__.startswith(("requests", "urllib3")):
             raise CheckpointError(offline_hint(spec.url, target, exc)) from exc
         raise
-    if spec.md5_prefix is not None and not _md5(target).startswith(spec.md5_prefix):
+    if spec.md5_prefix is not None and not file_digest(target, "md5").startswith(spec.md5_prefix):
         target.unlink()
         raise CheckpointError(
             f"{target.name} matched its SHA-256 but not the MD5 prefix {spec.md5_prefix} its name carries; deleted"
         )
     if expected is None:
-        digest = sha256_of(target)
+        digest = file_digest(target)
         recorded[spec.file] = digest
         (folder / RECORDED).write_text(json.dumps(recorded, indent=2, sort_keys=True) + "\n")
         print(
@@ -237,22 +236,6 @@ class ResumingDownloader:
                         bar.update(len(chunk))
         shutil.move(str(self.part), str(output_file))
         return None
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as source:
-        for block in iter(lambda: source.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _md5(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with open(path, "rb") as source:
-        for block in iter(lambda: source.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _recorded(folder: Path) -> dict[str, str]:

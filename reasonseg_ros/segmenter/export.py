@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 import warnings
@@ -29,7 +28,7 @@ import numpy as np
 
 from reasonseg_ros.deps import require
 from reasonseg_ros.errors import CheckpointError, ModelError
-from reasonseg_ros.segmenter.checkpoints import arch_of
+from reasonseg_ros.segmenter.checkpoints import arch_of, file_digest
 
 ENCODER_FILE = "encoder.onnx"
 DECODER_FILE = "decoder.onnx"
@@ -46,14 +45,6 @@ class ExportReport:
     """Largest |ONNX Runtime − torch| low-res mask logit over the random prompts."""
     max_iou_diff: float
     """Largest |ONNX Runtime − torch| predicted IoU over the random prompts."""
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_manifest(model_dir: Path) -> dict[str, Any]:
@@ -147,8 +138,8 @@ def export_sam(
         "channels": int(features.shape[1]),
         "low_res_size": grid * 4,
         "mask_threshold": float(sam.mask_threshold),
-        "encoder": {"file": ENCODER_FILE, "sha256": file_sha256(paths["encoder"])},
-        "decoder": {"file": DECODER_FILE, "sha256": file_sha256(paths["decoder"])},
+        "encoder": {"file": ENCODER_FILE, "sha256": file_digest(paths["encoder"])},
+        "decoder": {"file": DECODER_FILE, "sha256": file_digest(paths["decoder"])},
         "fp32_modules": graphs.fp32_modules(sam),
     }
     (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")

@@ -33,7 +33,8 @@ from typing import Any
 from reasonseg_ros.config import ExportConfig, SegmenterConfig
 from reasonseg_ros.deps import require
 from reasonseg_ros.errors import CheckpointError, ModelError
-from reasonseg_ros.segmenter.export import DECODER_FILE, ENCODER_FILE, file_sha256
+from reasonseg_ros.segmenter.checkpoints import file_digest
+from reasonseg_ros.segmenter.export import DECODER_FILE, ENCODER_FILE
 from reasonseg_ros.segmenter.ort_runner import decoder_profile
 from reasonseg_ros.segmenter.trt_cache import (
     Device,
@@ -80,7 +81,7 @@ def engine_spec(
         for name, tail in DECODER_TOKEN_INPUTS.items():
             suffix = [channels] if tail is None else list(tail)
             profile[name] = [[n, k, *suffix] for n, k in decoder_profile(export)]
-    return EngineSpec(part, file_sha256(onnx_path), trt_version, device, fp16, profile)
+    return EngineSpec(part, file_digest(onnx_path), trt_version, device, fp16, profile)
 
 
 class _Progress:
