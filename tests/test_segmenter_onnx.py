@@ -15,6 +15,7 @@
 """ONNX export of the tiny SAM and the onnx backend (ONNX Runtime CPU) against the torch backend."""
 
 import copy
+import hashlib
 import json
 import logging
 
