@@ -29,15 +29,19 @@ import argparse
 import os
 import platform
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 import transformers
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
 from reasonseg_ros.config import DetectorConfig
 from reasonseg_ros.reasoner.detector import DetectorReasoner
+
+# The tests' small CLIP tokenizer (tests/detector_tiny.py): the text is a few tokens either way.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 WORDS = "a red mug and the plate fork cup on table bowl bottle".split()
 
@@ -51,23 +55,9 @@ def grounding_dino() -> DetectorReasoner:
 
 
 def owlv2() -> DetectorReasoner:
-    tok = Tokenizer(models.BPE(unk_token="<|endoftext|>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["!", "<|startoftext|>", "<|endoftext|>"])
-    tok.train_from_iterator([" ".join(WORDS)], trainer)
-    tok.decoder = decoders.ByteLevel()
-    bos, eos = tok.token_to_id("<|startoftext|>"), tok.token_to_id("<|endoftext|>")
-    tok.post_processor = processors.TemplateProcessing(
-        single="<|startoftext|> $A <|endoftext|>", special_tokens=[("<|startoftext|>", bos), ("<|endoftext|>", eos)]
-    )
-    tokenizer = transformers.CLIPTokenizerFast(
-        tokenizer_object=tok,
-        bos_token="<|startoftext|>",
-        eos_token="<|endoftext|>",
-        unk_token="<|endoftext|>",
-        pad_token="<|endoftext|>",
-        model_max_length=16,
-    )
+    from detector_tiny import clip_tokenizer
+
+    tokenizer, bos, eos = clip_tokenizer([" ".join(WORDS)])
     config = transformers.Owlv2Config(
         text_config={"bos_token_id": bos, "eos_token_id": eos, "pad_token_id": eos},
         vision_config={"image_size": 960},  # the published checkpoint's input side (the class default is 768)

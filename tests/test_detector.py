@@ -47,26 +47,9 @@ def test_noun_phrase_rule():
 def owlv2_dir(tmp_path_factory):
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from detector_tiny import clip_tokenizer
 
-    tok = Tokenizer(models.BPE(unk_token="<|endoftext|>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    # OWL masks a query whose first token id is 0: the real vocabulary's id 0 is "!", not a special token.
-    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["!", "<|startoftext|>", "<|endoftext|>"])
-    tok.train_from_iterator([" ".join(WORDS), "a red mug and a plate", "the fork on the table"], trainer)
-    tok.decoder = decoders.ByteLevel()
-    bos, eos = tok.token_to_id("<|startoftext|>"), tok.token_to_id("<|endoftext|>")
-    tok.post_processor = processors.TemplateProcessing(
-        single="<|startoftext|> $A <|endoftext|>", special_tokens=[("<|startoftext|>", bos), ("<|endoftext|>", eos)]
-    )
-    tokenizer = transformers.CLIPTokenizerFast(
-        tokenizer_object=tok,
-        bos_token="<|startoftext|>",
-        eos_token="<|endoftext|>",
-        unk_token="<|endoftext|>",
-        pad_token="<|endoftext|>",
-        model_max_length=16,
-    )
+    tokenizer, bos, eos = clip_tokenizer([" ".join(WORDS), "a red mug and a plate", "the fork on the table"])
     config = transformers.Owlv2Config(
         text_config={
             "vocab_size": len(tokenizer),
