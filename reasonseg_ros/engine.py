@@ -232,6 +232,7 @@ class Engine:
     ) -> None:
         frame = buffered.frame
         found: list[tuple[dict, np.ndarray]] = []
+        exact: list[bool] = []  # per found object: its mask was handed over (a mask target), not decoded
         prompts: list[Prompt] = []  # the prompt of each found object, for the overlay
         if targets:
             # a mask prompt given alone is the object's mask as it stands (no SAM decode)
@@ -272,9 +273,13 @@ class Engine:
                         "area": area,
                     }
                     found.append((fields, mask))
+                    exact.append(_mask_only(target))
                     prompts.append(target.prompt)
             with self._stage("reidentify", result):
-                self._reidentify(instruction.session, frame, found, result)
+                # Masks a random-weight SAM decodes are noise that overlaps anything by chance: only
+                # handed-over masks can be matched then, or unrelated objects would merge under one id.
+                matchable = [e or not result.random_weights for e in exact]
+                self._reidentify(instruction.session, frame, found, matchable, result)
 
         with self._stage("memory", result):
             round_index, objects = self.memory.record(
@@ -304,7 +309,12 @@ class Engine:
     # -- re-identification ---------------------------------------------------------------------
 
     def _reidentify(
-        self, session: str, frame: Frame, found: list[tuple[dict, np.ndarray]], result: RoundResult
+        self,
+        session: str,
+        frame: Frame,
+        found: list[tuple[dict, np.ndarray]],
+        matchable: list[bool],
+        result: RoundResult,
     ) -> None:
         """Give a new mask the id of the remembered object whose current mask it overlaps (IoU ≥ threshold).
 
@@ -312,7 +322,8 @@ class Engine:
         on the tracked frame are not candidates); without tracking, the stored
         mask when it has the frame's size, which assumes the camera has not
         moved since. Best pairs first; each remembered object is taken once,
-        and never one a target of this round names.
+        and never one a target of this round names. Only ``matchable`` masks
+        are candidates.
         """
         threshold = self.config.memory.reidentify_iou
         if threshold is None:
@@ -321,7 +332,7 @@ class Engine:
         candidates = [c for c in self._current_masks(session, frame.size) if c[0] not in named]
         pairs = []
         for index, (fields, mask) in enumerate(found):
-            if fields["object_id"] is not None:
+            if fields["object_id"] is not None or not matchable[index]:
                 continue
             for object_id, box, current in candidates:
                 if box_iou(fields["box"], box) == 0.0:

@@ -421,3 +421,19 @@ def test_a_trackers_own_warnings_reach_the_step(tracked):
     step = engine.track_newest(force=True)
     assert step.warnings == ("flow: frame darker than the object's look",)
     assert engine.tracking_warnings[-1] == "flow: frame darker than the object's look"
+
+
+def test_masks_decoded_with_random_weights_are_not_reidentified(tracked):
+    box = targets({"label": "thing", "box": [40, 30, 110, 90]})
+    engine, _, spy = tracked(box, box)
+    engine.submit_frame(frame(stamp_ns=0))
+    engine.handle(Instruction("the thing"))
+    again = engine.handle(Instruction("the thing again"))  # same frame, same box: the same random mask
+    assert again.random_weights and again.reidentified == [] and again.objects[0].object_id == 2
+
+    engine, _, spy = tracked(box, box)
+    spy.random_weights = False  # a trained segmenter: the same box on the same frame is the same object
+    engine.submit_frame(frame(stamp_ns=0))
+    engine.handle(Instruction("the thing"))
+    again = engine.handle(Instruction("the thing again"))
+    assert not again.random_weights and again.reidentified == [1] and again.objects[0].object_id == 1
