@@ -141,14 +141,24 @@ class Node:
         self._params = RclpyRuleParameters(overrides)
         self._logger = RclpyRuleLogger()
         self.publishers: dict[str, Publisher] = {}
-        self.subscriptions: list[Subscription] = []
+        # rclpy keeps its subscriptions in ``self._subscriptions`` (Humble and Jazzy ``Node.__init__``) and the
+        # executor waits only on what the ``subscriptions`` property yields from it.
+        self._subscriptions: list[Subscription] = []
         self.services: dict[str, Any] = {}
         self.timers: list[tuple[float, Any, Any]] = []
         if automatically_declare_parameters_from_overrides:
             for name, value in overrides.items():
                 self._params.values[name] = value
                 self._params.descriptors[name] = ParameterDescriptor(dynamic_typing=True)
+        if overrides.get("use_sim_time") is True:
+            # TimeSource.attach_node subscribes to /clock while the node is being built.
+            self.create_subscription(types.SimpleNamespace(name="rosgraph_msgs/msg/Clock"), "/clock", None, 1)
         NODES.append(self)
+
+    @property
+    def subscriptions(self) -> list[Subscription]:
+        """What the executor takes messages for (rclpy: ``yield from self._subscriptions``)."""
+        return list(self._subscriptions)
 
     # parameters
     def declare_parameter(self, name: str, value: Any, descriptor: ParameterDescriptor) -> Parameter:
@@ -185,11 +195,12 @@ class Node:
 
     def create_subscription(self, msg_type: Any, topic: str, callback: Any, qos: Any, **kwargs: Any) -> Subscription:
         subscription = Subscription(msg_type, topic, callback, qos, **kwargs)
-        self.subscriptions.append(subscription)
+        self._subscriptions.append(subscription)
         return subscription
 
     def destroy_subscription(self, subscription: Subscription) -> bool:
-        self.subscriptions.remove(subscription)
+        if subscription in self._subscriptions:
+            self._subscriptions.remove(subscription)
         return True
 
     def create_service(self, srv_type: Any, name: str, callback: Any, **kwargs: Any) -> Any:

@@ -20,7 +20,9 @@ order, lifecycle wiring, QoS overrides, compressed images and tracking topics.
 """
 
 import importlib
+import inspect
 import json
+import re
 import sys
 import threading
 import time
@@ -219,6 +221,46 @@ def test_lifecycle_node_wiring(ros, monkeypatch):
     assert node.trigger_deactivate() == success
     assert [s.topic for s in node.subscriptions] == ["reset_session"] and node.core.engine is engine
     assert node.trigger_cleanup() == success and node.core.engine is None
+
+
+def test_the_executor_still_sees_every_subscription(ros, monkeypatch):
+    # rclpy's Node keeps its subscriptions in ``_subscriptions``; a node attribute of that name hid the
+    # TimeSource's /clock (sim time never advanced) and reset_session from the executor.
+    stand_in(ros, monkeypatch)
+    fake_rclpy.OVERRIDES.update({"use_sim_time": True})
+    node = ros.ReasonsegNode()
+    topics = [s.topic for s in node.subscriptions]
+    assert sorted(topics) == ["/clock", "camera_info", "image", "instruction", "reset_session"]
+    lifecycle = ros.ReasonsegLifecycleNode()
+    success = fake_rclpy.TransitionCallbackReturn.SUCCESS
+    assert lifecycle.trigger_configure() == success and lifecycle.trigger_activate() == success
+    assert lifecycle.trigger_deactivate() == success and lifecycle.trigger_activate() == success
+    assert sorted(s.topic for s in lifecycle.subscriptions) == sorted(topics)
+
+
+# Private names rclpy's Node and LifecycleNodeMixin use (rclpy/node.py, rclpy/lifecycle/node.py; Humble and Jazzy).
+RCLPY_PRIVATE_NAMES = set(
+    """_allow_undeclared_parameters _apply_descriptor _apply_descriptor_and_set _apply_descriptors
+    _apply_floating_point_range _apply_integer_range _call_post_set_parameters_callback
+    _call_pre_set_parameters_callback _callbacks _check_undeclared_parameters _clients _clock _context
+    _count_clients_or_servers _count_publishers_or_subscribers _declare_parameter_common _default_callback_group
+    _descriptors _enabled _get_info_by_topic _guards _logger _logger_service _managed_entities
+    _on_set_parameters_callbacks _parameter_event_publisher _parameter_overrides _parameter_service _parameters
+    _parameters_callbacks _post_set_parameters_callbacks _pre_set_parameters_callbacks _publishers _rate_group
+    _service_change_state _service_get_available_states _service_get_available_transitions _service_get_state
+    _service_get_transition_graph _services _set_parameters _set_parameters_atomically
+    _set_parameters_atomically_common _state_machine _subscriptions _time_source _timers
+    _type_description_service _validate_qos_or_depth_parameter _validate_topic_or_service_name
+    _wake_executor""".split()
+)
+
+
+def test_no_node_attribute_or_method_shadows_rclpy(ros):
+    source = inspect.getsource(ros)
+    assigned = set(re.findall(r"self\.(_\w+)\s*(?::[^=]+)?=[^=]", source))
+    assert "_gate" in assigned  # the pattern finds the node's own attributes
+    methods = {n for cls in (ros._Wiring, ros.ReasonsegNode, ros.ReasonsegLifecycleNode) for n in vars(cls)}
+    assert not (assigned | methods) & RCLPY_PRIVATE_NAMES
 
 
 def test_lifecycle_from_the_config_file(ros, monkeypatch, tmp_path):

@@ -115,7 +115,7 @@ class _Wiring:
         self._gate = PublishGate()
         self.config = self._declare_parameters()
         node_cfg = self.config.node
-        self._subscriptions: list[Any] = []
+        self._input_subscriptions: list[Any] = []  # not `_subscriptions`: rclpy's Node keeps its own list there
         self._tracking: threading.Thread | None = None
         self._tracking_stop = threading.Event()
         self._input_group = MutuallyExclusiveCallbackGroup()
@@ -227,7 +227,7 @@ class _Wiring:
         else:
             image_type, image_topic = Image, "image"
         group = self._input_group
-        self._subscriptions = [
+        self._input_subscriptions = [
             self.create_subscription(
                 image_type,
                 image_topic,
@@ -254,9 +254,9 @@ class _Wiring:
         ]
 
     def _unsubscribe(self) -> None:
-        for subscription in self._subscriptions:
+        for subscription in self._input_subscriptions:
             self.destroy_subscription(subscription)
-        self._subscriptions = []
+        self._input_subscriptions = []
 
     # -- models, tracking, shutdown ------------------------------------------------------------
 
