@@ -194,6 +194,20 @@ class Node:
         return self.publishers[topic]
 
     def create_subscription(self, msg_type: Any, topic: str, callback: Any, qos: Any, **kwargs: Any) -> Subscription:
+        options = kwargs.get("qos_overriding_options")
+        for policy in options.policy_kinds if options else ():
+            # qos_overriding_options._declare_qos_parameters / _override_qos_policy_with_param: an enum policy's
+            # override must name a member of its policy enum, else RuntimeError.
+            name = f"qos_overrides.{self.resolve_topic_name(topic)}.subscription.{policy}"
+            if name in self._params.overrides:
+                value = self._params.overrides[name]
+                enum_class = {"history": HistoryPolicy, "reliability": ReliabilityPolicy}.get(policy)
+                if enum_class is not None:
+                    try:
+                        value = enum_class[str(value).upper()]
+                    except KeyError:
+                        raise RuntimeError(f"Unexpected QoS override for policy `{policy}`: `{value}`") from None
+                setattr(qos, policy, value)
         subscription = Subscription(msg_type, topic, callback, qos, **kwargs)
         self._subscriptions.append(subscription)
         return subscription
@@ -308,6 +322,7 @@ class QoSProfile:
 
 class HistoryPolicy(enum.Enum):
     KEEP_LAST = 1
+    KEEP_ALL = 2
 
 
 class ReliabilityPolicy(enum.Enum):

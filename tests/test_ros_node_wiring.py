@@ -125,6 +125,10 @@ def test_parameter_sets_through_the_node(ros, monkeypatch):
         ({"engine.frame_wait_s": "soon"}, "reasonseg_node: parameter error: engine.frame_wait_s"),
         ({"node.diagnostics_period_s": 0.0}, "reasonseg_node: parameter error: node.diagnostics_period_s"),
         ({"config_file": "/no/such.yaml"}, "reasonseg_node: cannot read config /no/such.yaml"),
+        (
+            {"qos_overrides./image.subscription.reliability": "sometimes"},
+            "reasonseg_node: parameter error: Unexpected QoS override for policy `reliability`",
+        ),
     ],
 )
 def test_a_start_up_error_is_one_line_and_exit_code_1(ros, monkeypatch, capsys, overrides, expected):
@@ -133,6 +137,13 @@ def test_a_start_up_error_is_one_line_and_exit_code_1(ros, monkeypatch, capsys, 
     assert ros.main([]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(expected), err
+
+
+def test_qos_overrides_reach_the_subscriptions(ros, monkeypatch):
+    stand_in(ros, monkeypatch)
+    fake_rclpy.OVERRIDES.update({"qos_overrides./image.subscription.reliability": "reliable"})
+    node = ros.ReasonsegNode()
+    assert node.subscription("image").qos.reliability is fake_rclpy.ReliabilityPolicy.RELIABLE
 
 
 def test_a_model_that_cannot_load_exits_with_1(ros, monkeypatch):

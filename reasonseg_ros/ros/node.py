@@ -334,7 +334,13 @@ class ReasonsegNode(_Wiring, Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
         self._setup()
-        self._subscribe()
+        try:
+            self._subscribe()
+        except RuntimeError as exc:
+            # rclpy raises a bare RuntimeError for a QoS override that names no policy value
+            # (qos_overrides./image.subscription.reliability:=sometimes): a parameter error, one line.
+            self.close()
+            raise StartupError(f"parameter error: {exc}") from None
 
     def bring_up(self) -> bool:
         """Load the models (the executor spins meanwhile, so /diagnostics says "loading") and start."""
