@@ -313,6 +313,30 @@ def test_compressed_transport_and_tracking_topics(ros, monkeypatch):
     assert node._tracking is None
 
 
+def test_a_tracking_thread_that_outlives_its_stop_does_not_come_back(ros, monkeypatch):
+    # deactivate gives a slow tracking step 5 s; activate must not revive that thread by clearing its stop event.
+    stand_in(ros, monkeypatch)
+    fake_rclpy.OVERRIDES.update({"tracking.backend": "flow"})
+    release, threads = threading.Event(), []
+
+    def run_tracking(self, stop):
+        threads.append(threading.current_thread())
+        release.wait(10.0)  # a long step that ignores the stop request
+        while not stop.is_set():
+            stop.wait(0.01)
+
+    monkeypatch.setattr(ros.NodeCore, "run_tracking", run_tracking)
+    node = ros.ReasonsegNode()
+    node._start_tracking()
+    node._stop_tracking(timeout_s=0.05)
+    node._start_tracking()
+    release.set()
+    threads[0].join(5.0)
+    assert not threads[0].is_alive() and threads[1].is_alive()
+    node.destroy_node()
+    assert not threads[1].is_alive()
+
+
 def test_diagnostics_run_on_a_steady_clock_and_say_loading(ros, monkeypatch):
     release = threading.Event()
 

@@ -283,7 +283,8 @@ class _Wiring:
     def _start_tracking(self) -> None:
         if self.config.tracking.backend == "none":
             return
-        self._tracking_stop.clear()
+        # A fresh event per thread: clearing the old one would revive a thread whose stop timed out.
+        self._tracking_stop = threading.Event()
         self._tracking = threading.Thread(
             target=self.core.run_tracking, args=(self._tracking_stop,), name="reasonseg-tracking", daemon=True
         )
