@@ -274,6 +274,16 @@ def test_no_node_attribute_or_method_shadows_rclpy(ros):
     assert not (assigned | methods) & RCLPY_PRIVATE_NAMES
 
 
+def test_a_failed_activate_leaves_no_input_subscription(ros, monkeypatch):
+    stand_in(ros, monkeypatch)
+    fake_rclpy.OVERRIDES.update({"qos_overrides./instruction.subscription.history": "keep_some"})
+    node = ros.ReasonsegLifecycleNode()
+    assert node.trigger_configure() == fake_rclpy.TransitionCallbackReturn.SUCCESS
+    for _ in range(2):
+        assert node.trigger_activate() == fake_rclpy.TransitionCallbackReturn.FAILURE
+        assert [s.topic for s in node.subscriptions] == ["reset_session"] and node.core.state == "inactive"
+
+
 def test_lifecycle_from_the_config_file(ros, monkeypatch, tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("node:\n  lifecycle: true\n")

@@ -227,31 +227,31 @@ class _Wiring:
         else:
             image_type, image_topic = Image, "image"
         group = self._input_group
-        self._input_subscriptions = [
-            self.create_subscription(
-                image_type,
-                image_topic,
-                guarded(self.core.on_image, self._log, "image callback"),
-                image_qos,
-                callback_group=group,
-                qos_overriding_options=overridable,
-            ),
-            self.create_subscription(
-                CameraInfo,
-                "camera_info",
-                guarded(self.core.on_camera_info, self._log, "camera_info callback"),
-                image_qos,
-                callback_group=group,
-            ),
-            self.create_subscription(
+        inputs = [
+            ("image", image_type, image_topic, self.core.on_image, image_qos, group, overridable),
+            ("camera_info", CameraInfo, "camera_info", self.core.on_camera_info, image_qos, group, None),
+            (
+                "instruction",
                 String,
                 "instruction",
-                guarded(self.core.on_instruction, self._log, "instruction callback"),
+                self.core.on_instruction,
                 command_qos,
-                callback_group=MutuallyExclusiveCallbackGroup(),
-                qos_overriding_options=overridable,
+                MutuallyExclusiveCallbackGroup(),
+                overridable,
             ),
         ]
+        # One at a time, so that a failure (a bad QoS override) leaves only subscriptions _unsubscribe knows.
+        for name, msg_type, topic, callback, qos, callback_group, options in inputs:
+            self._input_subscriptions.append(
+                self.create_subscription(
+                    msg_type,
+                    topic,
+                    guarded(callback, self._log, f"{name} callback"),
+                    qos,
+                    callback_group=callback_group,
+                    qos_overriding_options=options,
+                )
+            )
 
     def _unsubscribe(self) -> None:
         for subscription in self._input_subscriptions:
@@ -377,6 +377,7 @@ class ReasonsegLifecycleNode(_Wiring, LifecycleNode):
         try:
             self._subscribe()
         except (InvalidQosOverridesError, ParameterException, RuntimeError) as exc:
+            self._unsubscribe()  # an inactive node takes no input: drop what was created before the failure
             self.core.deactivate()
             self.get_logger().error(f"activate: cannot subscribe: {exc}")
             return TransitionCallbackReturn.FAILURE
