@@ -26,6 +26,7 @@ import re
 import sys
 import threading
 import time
+from types import SimpleNamespace
 
 import fake_rclpy
 import numpy as np
@@ -367,6 +368,22 @@ def test_diagnostics_run_on_a_steady_clock_and_say_loading(ros, monkeypatch):
     release.set()
     loader.join(10.0)
     assert node.core.state == "active"
+
+
+def test_a_reset_that_fails_is_answered_not_raised(ros, monkeypatch):
+    # Service callbacks are not wrapped by rclpy: an exception would end spin() and the node.
+    engine = stand_in(ros, monkeypatch)
+
+    def broken_reset(session=None):
+        raise RuntimeError("CUDA error: an illegal memory access")
+
+    engine.reset = broken_reset
+    node = ros.ReasonsegNode()
+    assert node.bring_up()
+    response = node.services["reset"](None, SimpleNamespace(success=True, message=""))
+    assert not response.success
+    assert response.message == "reset failed: RuntimeError: CUDA error: an illegal memory access"
+    assert node.get_logger().records[-1] == ("error", response.message)
 
 
 def test_an_unexpected_exception_in_a_callback_is_logged_not_raised(ros, monkeypatch):

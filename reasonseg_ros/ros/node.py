@@ -315,7 +315,12 @@ class _Wiring:
         log_at(self.get_logger(), level, text)
 
     def _on_reset(self, request: Any, response: Any) -> Any:
-        response.success, response.message = self.core.reset(None)
+        # A service callback's exception leaves rclpy's executor through spin() and ends the node.
+        try:
+            response.success, response.message = self.core.reset(None)
+        except Exception as exc:  # the tracker's remove (SAM 2 on a GPU) may fail
+            response.success, response.message = False, f"reset failed: {type(exc).__name__}: {exc}"
+            self._log("error", response.message)
         return response
 
     def _on_drain(self, request: Any, response: Any) -> Any:
