@@ -265,9 +265,13 @@ class LifecycleNode(Node):
 
     def _transition(self, callback: Any) -> TransitionCallbackReturn:
         try:
-            return callback(LifecycleState())
+            result = callback(LifecycleState())
         except Exception:  # rclpy turns an exception into ERROR
             return TransitionCallbackReturn.ERROR
+        if not isinstance(result, TransitionCallbackReturn):
+            # rclpy's __change_state calls result.to_label() outside its try: the change_state service raises.
+            raise AttributeError(f"{type(result).__name__!r} object has no attribute 'to_label'")
+        return result
 
     def trigger_configure(self) -> TransitionCallbackReturn:
         return self._transition(self.on_configure)
