@@ -141,14 +141,24 @@ class Node:
         self._params = RclpyRuleParameters(overrides)
         self._logger = RclpyRuleLogger()
         self.publishers: dict[str, Publisher] = {}
-        self.subscriptions: list[Subscription] = []
+        # rclpy keeps its subscriptions in ``self._subscriptions`` (Humble and Jazzy ``Node.__init__``) and the
+        # executor waits only on what the ``subscriptions`` property yields from it.
+        self._subscriptions: list[Subscription] = []
         self.services: dict[str, Any] = {}
         self.timers: list[tuple[float, Any, Any]] = []
         if automatically_declare_parameters_from_overrides:
             for name, value in overrides.items():
                 self._params.values[name] = value
                 self._params.descriptors[name] = ParameterDescriptor(dynamic_typing=True)
+        if overrides.get("use_sim_time") is True:
+            # TimeSource.attach_node subscribes to /clock while the node is being built.
+            self.create_subscription(types.SimpleNamespace(name="rosgraph_msgs/msg/Clock"), "/clock", None, 1)
         NODES.append(self)
+
+    @property
+    def subscriptions(self) -> list[Subscription]:
+        """What the executor takes messages for (rclpy: ``yield from self._subscriptions``)."""
+        return list(self._subscriptions)
 
     # parameters
     def declare_parameter(self, name: str, value: Any, descriptor: ParameterDescriptor) -> Parameter:
@@ -184,12 +194,27 @@ class Node:
         return self.publishers[topic]
 
     def create_subscription(self, msg_type: Any, topic: str, callback: Any, qos: Any, **kwargs: Any) -> Subscription:
+        options = kwargs.get("qos_overriding_options")
+        for policy in options.policy_kinds if options else ():
+            # qos_overriding_options._declare_qos_parameters / _override_qos_policy_with_param: an enum policy's
+            # override must name a member of its policy enum, else RuntimeError.
+            name = f"qos_overrides.{self.resolve_topic_name(topic)}.subscription.{policy}"
+            if name in self._params.overrides:
+                value = self._params.overrides[name]
+                enum_class = {"history": HistoryPolicy, "reliability": ReliabilityPolicy}.get(policy)
+                if enum_class is not None:
+                    try:
+                        value = enum_class[str(value).upper()]
+                    except KeyError:
+                        raise RuntimeError(f"Unexpected QoS override for policy `{policy}`: `{value}`") from None
+                setattr(qos, policy, value)
         subscription = Subscription(msg_type, topic, callback, qos, **kwargs)
-        self.subscriptions.append(subscription)
+        self._subscriptions.append(subscription)
         return subscription
 
     def destroy_subscription(self, subscription: Subscription) -> bool:
-        self.subscriptions.remove(subscription)
+        if subscription in self._subscriptions:
+            self._subscriptions.remove(subscription)
         return True
 
     def create_service(self, srv_type: Any, name: str, callback: Any, **kwargs: Any) -> Any:
@@ -240,9 +265,13 @@ class LifecycleNode(Node):
 
     def _transition(self, callback: Any) -> TransitionCallbackReturn:
         try:
-            return callback(LifecycleState())
+            result = callback(LifecycleState())
         except Exception:  # rclpy turns an exception into ERROR
             return TransitionCallbackReturn.ERROR
+        if not isinstance(result, TransitionCallbackReturn):
+            # rclpy's __change_state calls result.to_label() outside its try: the change_state service raises.
+            raise AttributeError(f"{type(result).__name__!r} object has no attribute 'to_label'")
+        return result
 
     def trigger_configure(self) -> TransitionCallbackReturn:
         return self._transition(self.on_configure)
@@ -297,6 +326,7 @@ class QoSProfile:
 
 class HistoryPolicy(enum.Enum):
     KEEP_LAST = 1
+    KEEP_ALL = 2
 
 
 class ReliabilityPolicy(enum.Enum):

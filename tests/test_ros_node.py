@@ -166,6 +166,14 @@ def test_parameter_sets_are_refused_or_accepted_like_the_yaml_config(ros):
     assert description.integer_range[0].from_value == 1
 
 
+def test_the_executor_sees_every_subscription(ros):
+    # The executor serves only node.subscriptions (rclpy's Node._subscriptions): /clock under sim time too.
+    _, add = ros
+    node = add(ReasonsegNode(parameter_overrides=tiny(use_sim_time=True)))
+    topics = {s.topic_name for s in node.subscriptions}
+    assert {"/clock", "/reset_session", "/image", "/camera_info", "/instruction"} <= topics
+
+
 def test_lifecycle_transitions(ros):
     peer, add = ros
     node = add(ReasonsegLifecycleNode(parameter_overrides=tiny()))

@@ -20,10 +20,13 @@ order, lifecycle wiring, QoS overrides, compressed images and tracking topics.
 """
 
 import importlib
+import inspect
 import json
+import re
 import sys
 import threading
 import time
+from types import SimpleNamespace
 
 import fake_rclpy
 import numpy as np
@@ -123,6 +126,10 @@ def test_parameter_sets_through_the_node(ros, monkeypatch):
         ({"engine.frame_wait_s": "soon"}, "reasonseg_node: parameter error: engine.frame_wait_s"),
         ({"node.diagnostics_period_s": 0.0}, "reasonseg_node: parameter error: node.diagnostics_period_s"),
         ({"config_file": "/no/such.yaml"}, "reasonseg_node: cannot read config /no/such.yaml"),
+        (
+            {"qos_overrides./image.subscription.reliability": "sometimes"},
+            "reasonseg_node: parameter error: Unexpected QoS override for policy `reliability`",
+        ),
     ],
 )
 def test_a_start_up_error_is_one_line_and_exit_code_1(ros, monkeypatch, capsys, overrides, expected):
@@ -131,6 +138,13 @@ def test_a_start_up_error_is_one_line_and_exit_code_1(ros, monkeypatch, capsys, 
     assert ros.main([]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(expected), err
+
+
+def test_qos_overrides_reach_the_subscriptions(ros, monkeypatch):
+    stand_in(ros, monkeypatch)
+    fake_rclpy.OVERRIDES.update({"qos_overrides./image.subscription.reliability": "reliable"})
+    node = ros.ReasonsegNode()
+    assert node.subscription("image").qos.reliability is fake_rclpy.ReliabilityPolicy.RELIABLE
 
 
 def test_a_model_that_cannot_load_exits_with_1(ros, monkeypatch):
@@ -221,6 +235,56 @@ def test_lifecycle_node_wiring(ros, monkeypatch):
     assert node.trigger_cleanup() == success and node.core.engine is None
 
 
+def test_the_executor_still_sees_every_subscription(ros, monkeypatch):
+    # rclpy's Node keeps its subscriptions in ``_subscriptions``; a node attribute of that name hid the
+    # TimeSource's /clock (sim time never advanced) and reset_session from the executor.
+    stand_in(ros, monkeypatch)
+    fake_rclpy.OVERRIDES.update({"use_sim_time": True})
+    node = ros.ReasonsegNode()
+    topics = [s.topic for s in node.subscriptions]
+    assert sorted(topics) == ["/clock", "camera_info", "image", "instruction", "reset_session"]
+    lifecycle = ros.ReasonsegLifecycleNode()
+    success = fake_rclpy.TransitionCallbackReturn.SUCCESS
+    assert lifecycle.trigger_configure() == success and lifecycle.trigger_activate() == success
+    assert lifecycle.trigger_deactivate() == success and lifecycle.trigger_activate() == success
+    assert sorted(s.topic for s in lifecycle.subscriptions) == sorted(topics)
+
+
+# Private names rclpy's Node and LifecycleNodeMixin use (rclpy/node.py, rclpy/lifecycle/node.py; Humble and Jazzy).
+RCLPY_PRIVATE_NAMES = set(
+    """_allow_undeclared_parameters _apply_descriptor _apply_descriptor_and_set _apply_descriptors
+    _apply_floating_point_range _apply_integer_range _call_post_set_parameters_callback
+    _call_pre_set_parameters_callback _callbacks _check_undeclared_parameters _clients _clock _context
+    _count_clients_or_servers _count_publishers_or_subscribers _declare_parameter_common _default_callback_group
+    _descriptors _enabled _get_info_by_topic _guards _logger _logger_service _managed_entities
+    _on_set_parameters_callbacks _parameter_event_publisher _parameter_overrides _parameter_service _parameters
+    _parameters_callbacks _post_set_parameters_callbacks _pre_set_parameters_callbacks _publishers _rate_group
+    _service_change_state _service_get_available_states _service_get_available_transitions _service_get_state
+    _service_get_transition_graph _services _set_parameters _set_parameters_atomically
+    _set_parameters_atomically_common _state_machine _subscriptions _time_source _timers
+    _type_description_service _validate_qos_or_depth_parameter _validate_topic_or_service_name
+    _wake_executor""".split()
+)
+
+
+def test_no_node_attribute_or_method_shadows_rclpy(ros):
+    source = inspect.getsource(ros)
+    assigned = set(re.findall(r"self\.(_\w+)\s*(?::[^=]+)?=[^=]", source))
+    assert "_gate" in assigned  # the pattern finds the node's own attributes
+    methods = {n for cls in (ros._Wiring, ros.ReasonsegNode, ros.ReasonsegLifecycleNode) for n in vars(cls)}
+    assert not (assigned | methods) & RCLPY_PRIVATE_NAMES
+
+
+def test_a_failed_activate_leaves_no_input_subscription(ros, monkeypatch):
+    stand_in(ros, monkeypatch)
+    fake_rclpy.OVERRIDES.update({"qos_overrides./instruction.subscription.history": "keep_some"})
+    node = ros.ReasonsegLifecycleNode()
+    assert node.trigger_configure() == fake_rclpy.TransitionCallbackReturn.SUCCESS
+    for _ in range(2):
+        assert node.trigger_activate() == fake_rclpy.TransitionCallbackReturn.FAILURE
+        assert [s.topic for s in node.subscriptions] == ["reset_session"] and node.core.state == "inactive"
+
+
 def test_lifecycle_from_the_config_file(ros, monkeypatch, tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("node:\n  lifecycle: true\n")
@@ -260,6 +324,30 @@ def test_compressed_transport_and_tracking_topics(ros, monkeypatch):
     assert node._tracking is None
 
 
+def test_a_tracking_thread_that_outlives_its_stop_does_not_come_back(ros, monkeypatch):
+    # deactivate gives a slow tracking step 5 s; activate must not revive that thread by clearing its stop event.
+    stand_in(ros, monkeypatch)
+    fake_rclpy.OVERRIDES.update({"tracking.backend": "flow"})
+    release, threads = threading.Event(), []
+
+    def run_tracking(self, stop):
+        threads.append(threading.current_thread())
+        release.wait(10.0)  # a long step that ignores the stop request
+        while not stop.is_set():
+            stop.wait(0.01)
+
+    monkeypatch.setattr(ros.NodeCore, "run_tracking", run_tracking)
+    node = ros.ReasonsegNode()
+    node._start_tracking()
+    node._stop_tracking(timeout_s=0.05)
+    node._start_tracking()
+    release.set()
+    threads[0].join(5.0)
+    assert not threads[0].is_alive() and threads[1].is_alive()
+    node.destroy_node()
+    assert not threads[1].is_alive()
+
+
 def test_diagnostics_run_on_a_steady_clock_and_say_loading(ros, monkeypatch):
     release = threading.Event()
 
@@ -280,6 +368,22 @@ def test_diagnostics_run_on_a_steady_clock_and_say_loading(ros, monkeypatch):
     release.set()
     loader.join(10.0)
     assert node.core.state == "active"
+
+
+def test_a_reset_that_fails_is_answered_not_raised(ros, monkeypatch):
+    # Service callbacks are not wrapped by rclpy: an exception would end spin() and the node.
+    engine = stand_in(ros, monkeypatch)
+
+    def broken_reset(session=None):
+        raise RuntimeError("CUDA error: an illegal memory access")
+
+    engine.reset = broken_reset
+    node = ros.ReasonsegNode()
+    assert node.bring_up()
+    response = node.services["reset"](None, SimpleNamespace(success=True, message=""))
+    assert not response.success
+    assert response.message == "reset failed: RuntimeError: CUDA error: an illegal memory access"
+    assert node.get_logger().records[-1] == ("error", response.message)
 
 
 def test_an_unexpected_exception_in_a_callback_is_logged_not_raised(ros, monkeypatch):

@@ -223,6 +223,26 @@ def test_wait_idle_returns_when_the_queue_drains(ts):
         core.stop_worker()
 
 
+def test_a_drain_waiting_on_a_stopped_worker_returns(ts):
+    # ~/drain waits in an executor thread; rclpy's thread pool is joined when the process exits, so a
+    # wait for instructions that a stopped worker will never run kept the node alive for up to an hour.
+    block = threading.Event()
+    core = NodeCore(StandInEngine(block=block), ts.types, Outputs())
+    core.start_worker(poll_s=0.01)
+    core.on_instruction(text(ts, "running"))
+    core.on_instruction(text(ts, "waiting"))
+    assert wait_for(lambda: core.queue_depth == 1)
+    answers = []
+    drain = threading.Thread(target=lambda: answers.append(core.wait_idle(3600.0)), daemon=True)
+    drain.start()
+    try:
+        assert not core.stop_worker(timeout_s=0.05)  # the running round is still blocked
+        drain.join(10.0)
+        assert answers == [False] and not drain.is_alive()
+    finally:
+        block.set()
+
+
 def image(ts):
     import numpy as np
 

@@ -115,7 +115,7 @@ class _Wiring:
         self._gate = PublishGate()
         self.config = self._declare_parameters()
         node_cfg = self.config.node
-        self._subscriptions: list[Any] = []
+        self._input_subscriptions: list[Any] = []  # not `_subscriptions`: rclpy's Node keeps its own list there
         self._tracking: threading.Thread | None = None
         self._tracking_stop = threading.Event()
         self._input_group = MutuallyExclusiveCallbackGroup()
@@ -227,36 +227,36 @@ class _Wiring:
         else:
             image_type, image_topic = Image, "image"
         group = self._input_group
-        self._subscriptions = [
-            self.create_subscription(
-                image_type,
-                image_topic,
-                guarded(self.core.on_image, self._log, "image callback"),
-                image_qos,
-                callback_group=group,
-                qos_overriding_options=overridable,
-            ),
-            self.create_subscription(
-                CameraInfo,
-                "camera_info",
-                guarded(self.core.on_camera_info, self._log, "camera_info callback"),
-                image_qos,
-                callback_group=group,
-            ),
-            self.create_subscription(
+        inputs = [
+            ("image", image_type, image_topic, self.core.on_image, image_qos, group, overridable),
+            ("camera_info", CameraInfo, "camera_info", self.core.on_camera_info, image_qos, group, None),
+            (
+                "instruction",
                 String,
                 "instruction",
-                guarded(self.core.on_instruction, self._log, "instruction callback"),
+                self.core.on_instruction,
                 command_qos,
-                callback_group=MutuallyExclusiveCallbackGroup(),
-                qos_overriding_options=overridable,
+                MutuallyExclusiveCallbackGroup(),
+                overridable,
             ),
         ]
+        # One at a time, so that a failure (a bad QoS override) leaves only subscriptions _unsubscribe knows.
+        for name, msg_type, topic, callback, qos, callback_group, options in inputs:
+            self._input_subscriptions.append(
+                self.create_subscription(
+                    msg_type,
+                    topic,
+                    guarded(callback, self._log, f"{name} callback"),
+                    qos,
+                    callback_group=callback_group,
+                    qos_overriding_options=options,
+                )
+            )
 
     def _unsubscribe(self) -> None:
-        for subscription in self._subscriptions:
+        for subscription in self._input_subscriptions:
             self.destroy_subscription(subscription)
-        self._subscriptions = []
+        self._input_subscriptions = []
 
     # -- models, tracking, shutdown ------------------------------------------------------------
 
@@ -283,7 +283,8 @@ class _Wiring:
     def _start_tracking(self) -> None:
         if self.config.tracking.backend == "none":
             return
-        self._tracking_stop.clear()
+        # A fresh event per thread: clearing the old one would revive a thread whose stop timed out.
+        self._tracking_stop = threading.Event()
         self._tracking = threading.Thread(
             target=self.core.run_tracking, args=(self._tracking_stop,), name="reasonseg-tracking", daemon=True
         )
@@ -314,7 +315,12 @@ class _Wiring:
         log_at(self.get_logger(), level, text)
 
     def _on_reset(self, request: Any, response: Any) -> Any:
-        response.success, response.message = self.core.reset(None)
+        # A service callback's exception leaves rclpy's executor through spin() and ends the node.
+        try:
+            response.success, response.message = self.core.reset(None)
+        except Exception as exc:  # the tracker's remove (SAM 2 on a GPU) may fail
+            response.success, response.message = False, f"reset failed: {type(exc).__name__}: {exc}"
+            self._log("error", response.message)
         return response
 
     def _on_drain(self, request: Any, response: Any) -> Any:
@@ -334,7 +340,13 @@ class ReasonsegNode(_Wiring, Node):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(NODE_NAME, **kwargs)
         self._setup()
-        self._subscribe()
+        try:
+            self._subscribe()
+        except RuntimeError as exc:
+            # rclpy raises a bare RuntimeError for a QoS override that names no policy value
+            # (qos_overrides./image.subscription.reliability:=sometimes): a parameter error, one line.
+            self.close()
+            raise StartupError(f"parameter error: {exc}") from None
 
     def bring_up(self) -> bool:
         """Load the models (the executor spins meanwhile, so /diagnostics says "loading") and start."""
@@ -370,6 +382,7 @@ class ReasonsegLifecycleNode(_Wiring, LifecycleNode):
         try:
             self._subscribe()
         except (InvalidQosOverridesError, ParameterException, RuntimeError) as exc:
+            self._unsubscribe()  # an inactive node takes no input: drop what was created before the failure
             self.core.deactivate()
             self.get_logger().error(f"activate: cannot subscribe: {exc}")
             return TransitionCallbackReturn.FAILURE

@@ -330,9 +330,17 @@ class NodeCore:
         return None if self._worker is None else self._worker.is_alive()
 
     def wait_idle(self, timeout_s: float | None = None) -> bool:
-        """Block until no instruction waits or runs (True), or ``timeout_s`` passes (False)."""
+        """Block until no instruction waits or runs (True), or ``timeout_s`` passes (False).
+
+        Also returns (False while work is left) once :meth:`stop_worker` was called: the queue will not
+        drain any more, and a ``~/drain`` call waiting here would keep rclpy's executor thread, and with it
+        the process, alive after shutdown.
+        """
         with self._ready:
-            return self._ready.wait_for(lambda: not self._queue and not self._in_flight, timeout=timeout_s)
+            self._ready.wait_for(
+                lambda: (not self._queue and not self._in_flight) or self._worker_stop.is_set(), timeout=timeout_s
+            )
+            return not self._queue and not self._in_flight
 
     # -- lifecycle -----------------------------------------------------------------------------
     # A core built with an engine is ``active`` at once (bag replay, tests). The ROS node builds it
