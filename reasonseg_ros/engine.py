@@ -209,10 +209,13 @@ class Engine:
         session = instruction.session
 
         if self.tracker is not None:
-            with self._tracking_priority(result), self._stage("track", result):
-                self._catch_up(buffered, session, result)
-
-        view = self.memory.view(session, now_ns=frame.stamp_ns)
+            with self._tracking_priority(result):
+                with self._stage("track", result):
+                    self._catch_up(buffered, session, result)
+                # read in the same hold: once it ends the tracking loop moves memory on to newer frames
+                view = self.memory.view(session, now_ns=frame.stamp_ns)
+        else:
+            view = self.memory.view(session, now_ns=frame.stamp_ns)
         with self._stage("reason", result):
             answer = self.reasoner.reason(frame.image, instruction.text, view)
         result.reply = answer.reply

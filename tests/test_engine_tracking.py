@@ -437,3 +437,29 @@ def test_masks_decoded_with_random_weights_are_not_reidentified(tracked):
     engine.handle(Instruction("the thing"))
     again = engine.handle(Instruction("the thing again"))
     assert not again.random_weights and again.reidentified == [1] and again.objects[0].object_id == 1
+
+
+# -- what a round sees while the tracking loop runs beside it ------------------------------------
+
+
+def test_the_reasoner_sees_memory_on_the_rounds_frame_even_when_a_step_slips_in(tracked):
+    engine, _, _ = tracked(mask_target(SQUARE), ReasonerOutput(reply="looking"))
+    engine.submit_frame(frame(stamp_ns=0))
+    engine.handle(Instruction("the square"))
+    engine.submit_frame(frame(stamp_ns=S))
+    view = engine.memory.view
+
+    def step_then_view(*args, **kwargs):
+        # the tracking loop takes its turn right before the round reads memory, on a newer frame
+        engine.submit_frame(frame(stamp_ns=2 * S))
+        stepping = threading.Thread(target=engine.track_newest, kwargs={"force": True})
+        stepping.start()
+        stepping.join(10)
+        return view(*args, **kwargs)
+
+    engine.memory.view = step_then_view
+    assert engine.handle(Instruction("where is it")).ok
+    seen = engine.reasoner.seen[-1]
+    # the reasoner looks at the frame at 1 s: the square is where it is on that frame, moved by (20, 10)
+    assert seen.now_ns == S and seen.get(1).updated_stamp_ns == S
+    assert seen.get(1).box == (70.0, 50.0, 120.0, 90.0)
