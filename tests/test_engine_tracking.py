@@ -463,3 +463,41 @@ def test_the_reasoner_sees_memory_on_the_rounds_frame_even_when_a_step_slips_in(
     # the reasoner looks at the frame at 1 s: the square is where it is on that frame, moved by (20, 10)
     assert seen.now_ns == S and seen.get(1).updated_stamp_ns == S
     assert seen.get(1).box == (70.0, 50.0, 120.0, 90.0)
+
+
+def think_while_tracking(engine, text, meanwhile):
+    """Run a round whose reasoner waits until ``meanwhile()`` (on this thread) is done; returns its result."""
+    engine.reasoner.block = threading.Event()
+    results = []
+    thinking = threading.Thread(target=lambda: results.append(engine.handle(Instruction(text))))
+    thinking.start()
+    assert engine.reasoner.entered.wait(10)
+    meanwhile()
+    engine.reasoner.block.set()
+    thinking.join(10)
+    return results[0]
+
+
+def test_reidentification_compares_with_the_tracks_on_the_rounds_frame_not_where_they_moved_since(tracked):
+    moved = shift(SQUARE, 20, 10)  # the square on the round's frame (1 s)
+    engine, _, _ = tracked(mask_target(SQUARE), mask_target(moved, "the square again"))
+    engine.submit_frame(frame(stamp_ns=0))
+    engine.handle(Instruction("the square"))
+    engine.submit_frame(frame(stamp_ns=S))
+
+    def track_on():  # while the model thinks the square moves on by (40, 20): IoU 200/3800 with its mask at 1 s
+        engine.submit_frame(frame(stamp_ns=3 * S))
+        assert engine.track_newest(force=True).stamp_ns == 3 * S
+
+    again = think_while_tracking(engine, "the square again", track_on)
+    assert again.ok and [o.object_id for o in again.objects] == [1] and again.reidentified == [1]
+
+
+def test_a_reset_while_the_reasoner_thinks_leaves_nothing_to_reidentify(tracked):
+    moved = shift(SQUARE, 20, 10)
+    engine, _, _ = tracked(mask_target(SQUARE), mask_target(moved, "the square again"))
+    engine.submit_frame(frame(stamp_ns=0))
+    engine.handle(Instruction("the square"))
+    engine.submit_frame(frame(stamp_ns=S))
+    again = think_while_tracking(engine, "the square again", engine.reset)
+    assert again.ok and again.reidentified == [] and again.objects[0].round_index == 0
