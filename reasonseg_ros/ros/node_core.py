@@ -476,7 +476,10 @@ class NodeCore:
 
     def _tracking_error(self, message: str) -> None:
         if message != self.last_tracking_error:  # once per kind of failure, not at tracking rate
-            self._log("warn", message)
+            try:
+                self._log("warn", message)
+            except Exception:  # called from the tracking loop's own handler: a broken logger must not end it
+                pass
         self.last_tracking_error = message
 
     # -- publishing ----------------------------------------------------------------------------
