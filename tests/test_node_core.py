@@ -442,3 +442,25 @@ def test_a_broken_logger_does_not_end_the_tracking_thread(ts, tracking_node):
     thread.join(10)
     assert not thread.is_alive() and escaped == [] and calls
     assert core.tracking_counters["tracking_errors"] == 1
+
+
+def test_a_reset_racing_a_cleanup_answers_not_ready(ts, node):
+    core, _ = node()
+    engine = core.engine
+
+    class Cleaned(NodeCore):
+        """The models are dropped (lifecycle cleanup) right after the reset looked at them."""
+
+        @property
+        def engine(self):
+            value, self._engine = self._engine, None
+            return value
+
+        @engine.setter
+        def engine(self, value):
+            self._engine = value
+
+    core.__class__ = Cleaned
+    core._engine = engine
+    assert core.reset(None) == (True, "cleared all sessions (0 with memory)")
+    assert core.reset(None) == (False, "not ready: no models loaded (lifecycle node not configured)")
