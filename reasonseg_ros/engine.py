@@ -71,6 +71,8 @@ RATE_WINDOW = 32
 """Frame intervals the camera's period is estimated from."""
 TOLERANCE_PERIODS = 0.6
 """Derived stamp tolerance in camera periods: over half (a stamp between two frames finds one), under one."""
+CurrentMask = tuple[int, tuple[float, float, float, float], Callable[[], np.ndarray]]
+"""``(object_id, box, mask getter)`` of a remembered object where it is now (re-identification)."""
 
 
 @dataclass(frozen=True)
@@ -209,10 +211,15 @@ class Engine:
         session = instruction.session
 
         if self.tracker is not None:
-            with self._tracking_priority(result), self._stage("track", result):
-                self._catch_up(buffered, session, result)
-
-        view = self.memory.view(session, now_ns=frame.stamp_ns)
+            with self._tracking_priority(result):
+                with self._stage("track", result):
+                    self._catch_up(buffered, session, result)
+                # read in the same hold: once it ends the tracking loop moves memory on to newer frames
+                view = self.memory.view(session, now_ns=frame.stamp_ns)
+                current = self._current_masks(session, frame.size)
+        else:
+            view = self.memory.view(session, now_ns=frame.stamp_ns)
+            current = None
         with self._stage("reason", result):
             answer = self.reasoner.reason(frame.image, instruction.text, view)
         result.reply = answer.reply
@@ -220,7 +227,7 @@ class Engine:
         result.warnings.extend(answer.warnings)
         _warn_unseen_references(answer.targets, view, result)
         with self._tracking_priority(result):
-            self._segment_and_record(buffered, instruction, answer.targets, list(answer.rejections), result)
+            self._segment_and_record(buffered, instruction, answer.targets, list(answer.rejections), result, current)
 
     def _segment_and_record(
         self,
@@ -229,7 +236,9 @@ class Engine:
         targets: tuple[Target, ...],
         rejections: list[Rejection],
         result: RoundResult,
+        current: list[CurrentMask] | None = None,
     ) -> None:
+        """``current``: the session's tracked masks on the round's frame (taken before the reasoner ran)."""
         frame = buffered.frame
         found: list[tuple[dict, np.ndarray]] = []
         exact: list[bool] = []  # per found object: its mask was handed over (a mask target), not decoded
@@ -279,7 +288,7 @@ class Engine:
                 # Masks a random-weight SAM decodes are noise that overlaps anything by chance: only
                 # handed-over masks can be matched then, or unrelated objects would merge under one id.
                 matchable = [e or not result.random_weights for e in exact]
-                self._reidentify(instruction.session, frame, found, matchable, result)
+                self._reidentify(instruction.session, frame, found, matchable, result, current)
 
         with self._stage("memory", result):
             round_index, objects = self.memory.record(
@@ -315,6 +324,7 @@ class Engine:
         found: list[tuple[dict, np.ndarray]],
         matchable: list[bool],
         result: RoundResult,
+        current: list[CurrentMask] | None = None,
     ) -> None:
         """Give a new mask the id of the remembered object whose current mask it overlaps (IoU ≥ threshold).
 
@@ -323,13 +333,19 @@ class Engine:
         mask when it has the frame's size, which assumes the camera has not
         moved since. Best pairs first; each remembered object is taken once,
         and never one a target of this round names. Only ``matchable`` masks
-        are candidates.
+        are candidates. ``current``: the tracked masks on the round's frame,
+        taken before the reasoner ran (the tracks have moved on since); of
+        those, only objects still tracked now (a reset meanwhile wins).
         """
         threshold = self.config.memory.reidentify_iou
         if threshold is None:
             return
         named = {fields["object_id"] for fields, _ in found if fields["object_id"] is not None}
-        candidates = [c for c in self._current_masks(session, frame.size) if c[0] not in named]
+        if current is None:
+            current = self._current_masks(session, frame.size)
+        else:
+            current = [c for c in current if (session, c[0]) in self._tracks]
+        candidates = [c for c in current if c[0] not in named]
         pairs = []
         for index, (fields, mask) in enumerate(found):
             if fields["object_id"] is not None or not matchable[index]:
@@ -350,9 +366,7 @@ class Engine:
             found[index][0]["object_id"] = object_id
             result.reidentified.append(object_id)
 
-    def _current_masks(
-        self, session: str, size: tuple[int, int]
-    ) -> list[tuple[int, tuple[float, float, float, float], Callable[[], np.ndarray]]]:
+    def _current_masks(self, session: str, size: tuple[int, int]) -> list[CurrentMask]:
         """``(object_id, box, mask getter)`` of the session's objects whose current mask is known at ``size``."""
         if self.tracker is not None:
             return [

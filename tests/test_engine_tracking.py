@@ -437,3 +437,67 @@ def test_masks_decoded_with_random_weights_are_not_reidentified(tracked):
     engine.handle(Instruction("the thing"))
     again = engine.handle(Instruction("the thing again"))
     assert not again.random_weights and again.reidentified == [1] and again.objects[0].object_id == 1
+
+
+# -- what a round sees while the tracking loop runs beside it ------------------------------------
+
+
+def test_the_reasoner_sees_memory_on_the_rounds_frame_even_when_a_step_slips_in(tracked):
+    engine, _, _ = tracked(mask_target(SQUARE), ReasonerOutput(reply="looking"))
+    engine.submit_frame(frame(stamp_ns=0))
+    engine.handle(Instruction("the square"))
+    engine.submit_frame(frame(stamp_ns=S))
+    view = engine.memory.view
+
+    def step_then_view(*args, **kwargs):
+        # the tracking loop takes its turn right before the round reads memory, on a newer frame
+        engine.submit_frame(frame(stamp_ns=2 * S))
+        stepping = threading.Thread(target=engine.track_newest, kwargs={"force": True})
+        stepping.start()
+        stepping.join(10)
+        return view(*args, **kwargs)
+
+    engine.memory.view = step_then_view
+    assert engine.handle(Instruction("where is it")).ok
+    seen = engine.reasoner.seen[-1]
+    # the reasoner looks at the frame at 1 s: the square is where it is on that frame, moved by (20, 10)
+    assert seen.now_ns == S and seen.get(1).updated_stamp_ns == S
+    assert seen.get(1).box == (70.0, 50.0, 120.0, 90.0)
+
+
+def think_while_tracking(engine, text, meanwhile):
+    """Run a round whose reasoner waits until ``meanwhile()`` (on this thread) is done; returns its result."""
+    engine.reasoner.block = threading.Event()
+    results = []
+    thinking = threading.Thread(target=lambda: results.append(engine.handle(Instruction(text))))
+    thinking.start()
+    assert engine.reasoner.entered.wait(10)
+    meanwhile()
+    engine.reasoner.block.set()
+    thinking.join(10)
+    return results[0]
+
+
+def test_reidentification_compares_with_the_tracks_on_the_rounds_frame_not_where_they_moved_since(tracked):
+    moved = shift(SQUARE, 20, 10)  # the square on the round's frame (1 s)
+    engine, _, _ = tracked(mask_target(SQUARE), mask_target(moved, "the square again"))
+    engine.submit_frame(frame(stamp_ns=0))
+    engine.handle(Instruction("the square"))
+    engine.submit_frame(frame(stamp_ns=S))
+
+    def track_on():  # while the model thinks the square moves on by (40, 20): IoU 200/3800 with its mask at 1 s
+        engine.submit_frame(frame(stamp_ns=3 * S))
+        assert engine.track_newest(force=True).stamp_ns == 3 * S
+
+    again = think_while_tracking(engine, "the square again", track_on)
+    assert again.ok and [o.object_id for o in again.objects] == [1] and again.reidentified == [1]
+
+
+def test_a_reset_while_the_reasoner_thinks_leaves_nothing_to_reidentify(tracked):
+    moved = shift(SQUARE, 20, 10)
+    engine, _, _ = tracked(mask_target(SQUARE), mask_target(moved, "the square again"))
+    engine.submit_frame(frame(stamp_ns=0))
+    engine.handle(Instruction("the square"))
+    engine.submit_frame(frame(stamp_ns=S))
+    again = think_while_tracking(engine, "the square again", engine.reset)
+    assert again.ok and again.reidentified == [] and again.objects[0].round_index == 0

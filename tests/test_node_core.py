@@ -413,3 +413,54 @@ def test_node_publishes_a_moving_object_between_instructions_with_the_flow_backe
         assert sink.topics["tracks_masks"][-1].header.stamp.nanosec == k * 100_000_000
         assert mask_iou(labels == 1, moving_scene(k)[1]) >= 0.95  # against the drawn square
     assert len(sink.results()) == 1  # no instruction since the first
+
+
+def test_a_broken_logger_does_not_end_the_tracking_thread(ts, tracking_node):
+    core, _, tracker, _ = tracking_node({"tracking.rate_hz": 1e9})  # a step due on every call
+    core.on_image(image_msg(ts, stamp_ns=0))
+    segment(ts, core, targets(BOX))
+    tracker.fail = True
+    stop, calls, escaped = threading.Event(), [], []
+
+    def broken_log(level, text):
+        calls.append(text)
+        stop.set()  # one failing step is enough
+        raise OSError("log sink gone")
+
+    def run():
+        try:
+            core.run_tracking(stop)
+        except Exception as exc:  # what would end the node's tracking thread
+            escaped.append(exc)
+
+    core._log = broken_log
+    core.on_image(image_msg(ts, stamp_ns=100_000_000))
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(10)
+    stop.set()
+    thread.join(10)
+    assert not thread.is_alive() and escaped == [] and calls
+    assert core.tracking_counters["tracking_errors"] == 1
+
+
+def test_a_reset_racing_a_cleanup_answers_not_ready(ts, node):
+    core, _ = node()
+    engine = core.engine
+
+    class Cleaned(NodeCore):
+        """The models are dropped (lifecycle cleanup) right after the reset looked at them."""
+
+        @property
+        def engine(self):
+            value, self._engine = self._engine, None
+            return value
+
+        @engine.setter
+        def engine(self, value):
+            self._engine = value
+
+    core.__class__ = Cleaned
+    core._engine = engine
+    assert core.reset(None) == (True, "cleared all sessions (0 with memory)")
+    assert core.reset(None) == (False, "not ready: no models loaded (lifecycle node not configured)")

@@ -260,3 +260,19 @@ def test_missing_checkpoint_names_the_file_and_the_url(tmp_path):
     message = str(info.value)
     assert "\n" not in message and "tracking.sam2" in message
     assert "https://dl.fbaipublicfiles.com/segment_anything_2/092824/sam2.1_hiera_small.pt" in message
+
+
+def test_objects_seeded_anew_at_another_size_bring_no_size_warning(tiny_sam2, video):
+    """The engine re-seeds every object on a resolution change (clear, then seed): nothing drifts, nothing to say."""
+    tracker = Sam2Tracker(tiny_sam2, recent_frames=RECENT_FRAMES)
+    tracker.seed(1, Frame(video.frames[0]), video.masks[0][1])
+    tracker.step(Frame(video.frames[1]))
+    bigger = [np.repeat(np.repeat(f, 2, axis=0), 2, axis=1) for f in video.frames[1:4]]
+    big_mask = np.repeat(np.repeat(video.masks[0][1], 2, axis=0), 2, axis=1)
+    tracker.clear()
+    tracker.seed(1, Frame(bigger[0]), big_mask)
+    assert tracker.step(Frame(bigger[1]))[1].mask.shape == (256, 320)
+    tracker.remove(1)  # the last object gone (a reset), a new one seeded at the first size
+    tracker.seed(2, Frame(video.frames[1]), video.masks[0][1])
+    tracker.step(Frame(video.frames[2]))
+    assert tracker.pop_warnings() == []

@@ -476,7 +476,10 @@ class NodeCore:
 
     def _tracking_error(self, message: str) -> None:
         if message != self.last_tracking_error:  # once per kind of failure, not at tracking rate
-            self._log("warn", message)
+            try:
+                self._log("warn", message)
+            except Exception:  # called from the tracking loop's own handler: a broken logger must not end it
+                pass
         self.last_tracking_error = message
 
     # -- publishing ----------------------------------------------------------------------------
@@ -522,9 +525,10 @@ class NodeCore:
 
     def reset(self, session: str | None = None) -> tuple[bool, str]:
         """Clear the memory of one session (all when None or empty)."""
-        if self.engine is None:
+        engine = self.engine  # read once: a lifecycle cleanup on another thread may drop it meanwhile
+        if engine is None:
             return False, self._not_ready()
-        cleared = self.engine.reset(session or None)
+        cleared = engine.reset(session or None)
         which = f"session '{session}'" if session else "all sessions"
         return True, f"cleared {which} ({cleared} with memory)"
 

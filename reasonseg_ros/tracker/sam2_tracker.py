@@ -170,6 +170,9 @@ class Sam2Tracker:
                     low_res, size=(size, size), mode="bilinear", align_corners=False
                 )
                 memory = self._encode_memory(feats, sizes, high_res, out["object_score_logits"], binarize=True)
+            if not self._banks.keys() - {object_id}:
+                # nothing else followed (cleared, reset): the size of the tracks is this frame's from now on
+                self._last_size = frame.size
             self._banks[object_id] = _Bank(
                 seeded_at=self._step,
                 cond_memory=memory,
