@@ -350,10 +350,10 @@ class Engine:
         for index, (fields, mask) in enumerate(found):
             if fields["object_id"] is not None or not matchable[index]:
                 continue
-            for object_id, box, current in candidates:
+            for object_id, box, mask_of in candidates:
                 if box_iou(fields["box"], box) == 0.0:
                     continue  # disjoint boxes: no overlap, and no mask to decode
-                iou = mask_iou(mask, current())
+                iou = mask_iou(mask, mask_of())
                 if iou >= threshold:
                     pairs.append((iou, index, object_id))
         taken_found: set[int] = set()

@@ -18,9 +18,9 @@ import hashlib
 import http.server
 import json
 import socket
-import threading
 
 import pytest
+from helpers import loopback_server
 
 pytest.importorskip("pooch")
 pytest.importorskip("requests")
@@ -70,12 +70,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 def server():
     _Handler.requests_seen = []
     _Handler.cut_after = None
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/", _Handler
-    httpd.shutdown()
-    httpd.server_close()
+    with loopback_server(_Handler) as url:
+        yield f"{url}/", _Handler
 
 
 def _spec(url, sha=SHA, md5_prefix=None):

@@ -24,11 +24,11 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
-from helpers import scene
+from helpers import loopback_server, scene
 from vlm_helpers import memory_of
 
 from reasonseg_ros.config import ReasonerConfig, RemoteConfig, VlmConfig
@@ -93,18 +93,11 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Server]]:
     for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
         monkeypatch.delenv(name, raising=False)
     state = Server()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    httpd.state = state  # type: ignore[attr-defined]
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}/v1", state
-    finally:
-        state.release.set()
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(5)
+    with loopback_server(Handler, state=state) as url:
+        try:
+            yield f"{url}/v1", state
+        finally:
+            state.release.set()  # before the server stops: a handler may be waiting on it
 
 
 def reasoner(url: str, deadline_s: float | None = 60.0, **remote: Any) -> VlmReasoner:

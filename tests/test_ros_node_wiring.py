@@ -232,6 +232,7 @@ def test_lifecycle_node_wiring(ros, monkeypatch):
     assert topics["image"].qos_overriding_options is not None and topics["instruction"].qos_overriding_options
     assert node.trigger_deactivate() == success
     assert [s.topic for s in node.subscriptions] == ["reset_session"] and node.core.engine is engine
+    assert node.core.state == "inactive"  # the behaviour class takes no input either, not only the node
     assert node.trigger_cleanup() == success and node.core.engine is None
 
 

@@ -27,12 +27,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import numpy as np
 import pytest
-from helpers import frame, scene
+from helpers import frame, loopback_server, scene
 from vlm_helpers import memory_of
 
 from reasonseg_ros.config import RemoteConfig, VlmConfig, load_config
@@ -138,18 +138,11 @@ class Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def server() -> Iterator[tuple[str, Script]]:
     script = Script()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.daemon_threads = True
-    httpd.script = script  # type: ignore[attr-defined]
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}/v1", script
-    finally:
-        script.release.set()
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(5)
+    with loopback_server(Handler, script=script) as url:
+        try:
+            yield f"{url}/v1", script
+        finally:
+            script.release.set()  # before the server stops: a handler may be waiting on it
 
 
 @pytest.fixture

@@ -536,24 +536,15 @@ def provenance(config_path: str | None, command: str | None) -> dict[str, Any]:
         version = importlib.metadata.version("reasonseg_ros")
     except importlib.metadata.PackageNotFoundError:
         version = "unknown (not installed)"
+
+    def git(*args: str) -> str:  # in the package's own folder: the checkout it was installed from
+        here = Path(__file__).resolve().parent
+        done = subprocess.run(["git", *args], cwd=here, capture_output=True, text=True, timeout=5, check=True)
+        return done.stdout.strip()
+
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
-        commit += " (with uncommitted changes)" if dirty else ""
+        commit = git("rev-parse", "--short=12", "HEAD")
+        commit += " (with uncommitted changes)" if git("status", "--porcelain", "--untracked-files=no") else ""
     except (OSError, subprocess.SubprocessError):  # installed from a wheel, or no git
         commit = "unknown (not a git checkout)"
     return {

@@ -391,9 +391,7 @@ class ReasonsegLifecycleNode(_Wiring, LifecycleNode):
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._unsubscribe()
-        self._stop_tracking()
-        self.core.deactivate()
+        self._stop_input()
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -402,10 +400,14 @@ class ReasonsegLifecycleNode(_Wiring, LifecycleNode):
         return super().on_cleanup(state)
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_input()
+        return super().on_shutdown(state)
+
+    def _stop_input(self) -> None:
+        """Take no more images or instructions and stop tracking; memory and models stay."""
         self._unsubscribe()
         self._stop_tracking()
         self.core.deactivate()
-        return super().on_shutdown(state)
 
 
 def wants_lifecycle() -> bool:
