@@ -15,6 +15,8 @@
 """What replay adds to its output bag for a viewer: /overlay and the colourised label image."""
 
 import sys
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -79,3 +81,50 @@ def test_missing_tqdm_says_which_extra_and_writes_nothing(demo, tmp_path, monkey
     with pytest.raises(MissingDependencyError, match=r"reasonseg_ros\[eval\]"):
         replay(demo, load_config(None, TINY), tmp_path / "out", ReplayOptions(progress=True))
     assert not (tmp_path / "out").exists()
+
+
+class OneWriteAtATime:
+    """A bag writer double that counts writes entered while another one is still in progress."""
+
+    def __init__(self) -> None:
+        from reasonseg_ros.messages.rosbags_types import typestore
+
+        self.types = typestore().types
+        self.busy = threading.Lock()
+        self.overlaps = 0
+        self.topics: list[str] = []
+
+    def write(self, topic: str, msgtype: str, msg: object, time_ns: int) -> None:
+        if not self.busy.acquire(blocking=False):
+            self.overlaps += 1
+            return
+        try:
+            time.sleep(0.001)  # a write takes a while: long enough for another thread to arrive
+            self.topics.append(topic)
+        finally:
+            self.busy.release()
+
+
+def test_every_output_bag_write_takes_the_writer_lock(make_engine):
+    # The worker (masks, and with them the colour masks) and the tracking thread (tracks) publish at once in
+    # real time; rosbags' writer is not thread-safe (an unlocked write corrupted an MCAP chunk).
+    from reasonseg_ros.eval.replay import _Player
+    from reasonseg_ros.messages import label_image_to_msg
+
+    writer = OneWriteAtATime()
+    player = _Player(make_engine(), writer, load_config(None, {}), [], progress=False)
+    header = writer.types["std_msgs/msg/Header"](
+        stamp=writer.types["builtin_interfaces/msg/Time"](sec=0, nanosec=0), frame_id="camera"
+    )
+    labels = label_image_to_msg(writer.types["sensor_msgs/msg/Image"], header, np.zeros((24, 32), np.uint16))
+    masks, tracks = player.core.outputs.masks, player.core.outputs.tracks_masks
+    threads = [
+        threading.Thread(target=lambda publish=publish: [publish(labels) for _ in range(40)])
+        for publish in (masks, tracks)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert writer.overlaps == 0
+    assert sorted(set(writer.topics)) == ["/masks", "/masks_color", "/tracks/masks"] and len(writer.topics) == 120

@@ -31,7 +31,6 @@ mode; per-frame ground truth scores it (:mod:`reasonseg_ros.eval.track_eval`).
 
 from __future__ import annotations
 
-import inspect
 import json
 import threading
 import time
@@ -356,8 +355,7 @@ class _Player:
         topic, msgtype = OUTPUT_TOPICS[name]
 
         def publish(msg: Any) -> None:
-            with self._write_lock:  # the worker and the tracking thread both publish; the bag writer is not shared-safe
-                self.writer.write(topic, msgtype, msg, self.clock())
+            self._write(topic, msgtype, msg)
             if name == "result":
                 self._collect(json.loads(msg.data))
             elif name == "masks":
@@ -366,6 +364,12 @@ class _Player:
                 self._save_overlay(msg)
 
         return publish
+
+    def _write(self, topic: str, msgtype: str, msg: Any) -> None:
+        # The worker and the tracking thread both publish, and the bag writer is not thread-safe: every write
+        # goes through this lock (an unlocked one interleaved inside an MCAP chunk and corrupted the bag).
+        with self._write_lock:
+            self.writer.write(topic, msgtype, msg, self.clock())
 
     def _save_overlay(self, msg: Any) -> None:
         """The round's overlay as ``overlays/round_NNN.png`` too (rounds in the order they finished)."""
@@ -385,7 +389,7 @@ class _Player:
 
         picture = colorize_labels(image_to_numpy(labels_msg))
         msg = numpy_to_image(self.writer.types["sensor_msgs/msg/Image"], labels_msg.header, picture, "rgb8")
-        self.writer.write(COLOR_MASKS_TOPIC, "sensor_msgs/msg/Image", msg, self.clock())
+        self._write(COLOR_MASKS_TOPIC, "sensor_msgs/msg/Image", msg)
 
     def _collect(self, result: dict[str, Any]) -> None:
         queue = self._indices.get(result.get("instruction_id"))
@@ -416,12 +420,8 @@ class _Player:
             self._delivered += 1
 
     def track_step(self) -> None:
-        """One forced tracking step on the newest frame, published like the node's own steps where it can."""
-        track_once = getattr(self.core, "track_once", None)
-        if track_once is not None and "force" in inspect.signature(track_once).parameters:
-            track_once(force=True)
-        else:
-            self.engine.track_newest(force=True)
+        """One forced tracking step on the newest frame, published as the node publishes its own."""
+        self.core.track_once(force=True)
 
     def play_deterministic(self, reader: Any, connections: list[Any]) -> None:
         for connection, timestamp, raw in reader.messages(connections=connections):
@@ -438,7 +438,7 @@ class _Player:
         worker.start()
         tracker = None
         if self.tracking:
-            tracker = threading.Thread(target=self._track_loop, args=(stop,), name="replay-tracking", daemon=True)
+            tracker = threading.Thread(target=self.core.run_tracking, args=(stop,), name="replay-tracking", daemon=True)
             tracker.start()
         try:
             for connection, timestamp, raw in reader.messages(connections=connections):
@@ -455,16 +455,6 @@ class _Player:
             worker.join()
             if tracker is not None:
                 tracker.join()
-
-    def _track_loop(self, stop: threading.Event) -> None:
-        """The node's tracking loop where it has one; else poll ``track_newest``, which steps only when one is due."""
-        run_tracking = getattr(self.core, "run_tracking", None)
-        if run_tracking is not None:
-            run_tracking(stop)
-            return
-        while not stop.is_set():
-            if self.engine.track_newest() is None:
-                stop.wait(0.002)
 
     def close(self) -> None:
         self.bar.close()
